@@ -1,0 +1,135 @@
+//! What the repository holds: backups (objects with a manifest) and what failed runs left.
+//! Only manifests make backups; nothing is ever inferred from an object name or date alone.
+
+pub mod id;
+pub mod manifest;
+
+use std::collections::HashSet;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub use manifest::Manifest;
+
+use crate::error::Error;
+use crate::storage::Storage;
+
+/// Something in the repository that is not a backup.
+#[derive(Debug, Clone, Serialize)]
+pub struct Leftover {
+    pub key: String,
+    /// `multipart upload`, `object without manifest` or `invalid manifest`.
+    pub kind: String,
+    pub detail: String,
+    pub since: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Complete backups, oldest first.
+    pub backups: Vec<Manifest>,
+    pub leftovers: Vec<Leftover>,
+}
+
+/// Reads every manifest (of one database, when given) and finds what failed runs left behind.
+pub async fn list(storage: &dyn Storage, database: Option<&str>) -> Result<Listing> {
+    let prefix = database
+        .map(|d| format!("{}/", id::slug(d)))
+        .unwrap_or_default();
+    let objects = storage.list(&prefix).await?;
+    let mut listing = Listing::default();
+    let mut ids = HashSet::new();
+    for o in objects
+        .iter()
+        .filter(|o| id::id_of_manifest_key(&o.key).is_some())
+    {
+        let Some(data) = storage.get(&o.key).await? else {
+            continue;
+        };
+        match Manifest::from_json(&o.key, &data) {
+            Ok(m) => {
+                ids.insert(m.backup_id.clone());
+                if database.is_none_or(|d| d == m.database) {
+                    listing.backups.push(m);
+                }
+            }
+            Err(e) => listing.leftovers.push(Leftover {
+                key: o.key.clone(),
+                kind: "invalid manifest".into(),
+                detail: e.message,
+                since: o.modified,
+            }),
+        }
+    }
+    for o in &objects {
+        if let Some(oid) = id::id_of_object_key(&o.key) {
+            if !ids.contains(oid) {
+                listing.leftovers.push(Leftover {
+                    key: o.key.clone(),
+                    kind: "object without manifest".into(),
+                    detail: format!("{} bytes", o.size),
+                    since: o.modified,
+                });
+            }
+        }
+    }
+    for u in storage.incomplete_uploads(&prefix).await? {
+        listing.leftovers.push(Leftover {
+            key: u.key,
+            kind: "multipart upload".into(),
+            detail: format!("upload id {}", u.upload_id),
+            since: u.started,
+        });
+    }
+    listing
+        .backups
+        .sort_by(|a, b| (a.started_at, &a.backup_id).cmp(&(b.started_at, &b.backup_id)));
+    Ok(listing)
+}
+
+/// Finds a backup by ID, or the newest complete one of `database` for `latest`.
+pub async fn resolve(storage: &dyn Storage, id: &str, database: Option<&str>) -> Result<Manifest> {
+    if id == "latest" {
+        let Some(db) = database else {
+            return Err(Error::usage("`latest` needs --database NAME")
+                .hint("name the database whose newest backup you mean, or give a backup ID")
+                .into());
+        };
+        let listing = list(storage, Some(db)).await?;
+        return listing.backups.into_iter().next_back().ok_or_else(|| {
+            Error::corrupt(format!(
+                "no complete backup of database {db:?} in {}",
+                storage.describe()
+            ))
+            .hint("`pgsafe list` shows the backups the repository holds")
+            .into()
+        });
+    }
+    let listing = list(storage, database).await?;
+    if let Some(m) = listing.backups.into_iter().find(|m| m.backup_id == id) {
+        return Ok(m);
+    }
+    if let Some(bad) = listing
+        .leftovers
+        .iter()
+        .find(|l| l.kind == "invalid manifest" && id::id_of_manifest_key(&l.key) == Some(id))
+    {
+        return Err(Error::corrupt(bad.detail.clone()).into());
+    }
+    let partial = listing
+        .leftovers
+        .iter()
+        .any(|l| id::id_of_object_key(&l.key) == Some(id));
+    let why = if partial {
+        "its upload never completed (no manifest), so it is not a backup"
+    } else {
+        "no manifest has that ID"
+    };
+    Err(Error::corrupt(format!(
+        "backup {id} not found in {}: {why}",
+        storage.describe()
+    ))
+    .hint("`pgsafe list` shows the complete backups")
+    .into())
+}
