@@ -26,7 +26,7 @@ pub struct OutputArgs {
     pub json: bool,
 
     /// No progress bar or periodic progress lines.
-    #[arg(long, global = true, env = "PGSAFE_NO_PROGRESS")]
+    #[arg(long, global = true, env = "PGSAFE_NO_PROGRESS", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_progress: bool,
 
     /// More log output (-v debug, -vv trace). RUST_LOG overrides.
@@ -65,7 +65,7 @@ pub struct RepoArgs {
     pub s3_region: Option<String>,
 
     /// Path-style S3 addressing (http://host/bucket/key). On by itself for IP and localhost endpoints.
-    #[arg(long, env = "PGSAFE_S3_FORCE_PATH_STYLE")]
+    #[arg(long, env = "PGSAFE_S3_FORCE_PATH_STYLE", value_parser = clap::builder::BoolishValueParser::new())]
     pub s3_force_path_style: bool,
 }
 

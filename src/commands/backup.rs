@@ -40,6 +40,7 @@ pub struct Summary<'a> {
     pub database: &'a str,
     pub tag: Option<&'a str>,
     pub repository: String,
+    pub location: String,
     pub object_key: &'a str,
     pub manifest_key: String,
     pub compression: Algorithm,
@@ -122,6 +123,7 @@ fn summarize<'a>(m: &'a Manifest, storage: &dyn Storage) -> Summary<'a> {
         database: &m.database,
         tag: m.tag.as_deref(),
         repository: storage.describe(),
+        location: storage.location(&m.object.key),
         object_key: &m.object.key,
         manifest_key: crate::catalog::id::keys(
             &m.database,

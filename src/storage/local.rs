@@ -110,6 +110,10 @@ impl Storage for LocalStorage {
         format!("file://{}", self.root.display())
     }
 
+    fn location(&self, key: &str) -> String {
+        self.root.join(key).display().to_string()
+    }
+
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         let path = self.path(key)?;
         let shown = path.display().to_string();

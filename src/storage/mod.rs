@@ -36,6 +36,8 @@ pub struct IncompleteUpload {
 pub trait Storage: Send + Sync {
     /// Human description, e.g. `s3://bucket/prefix (endpoint http://127.0.0.1:9000)`.
     fn describe(&self) -> String;
+    /// Where one object lives, for humans: `s3://bucket/prefix/key` or a file path.
+    fn location(&self, key: &str) -> String;
     /// Writes a small object atomically.
     async fn put(&self, key: &str, data: Bytes) -> Result<()>;
     /// Reads a whole small object; `Ok(None)` when it does not exist.

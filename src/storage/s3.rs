@@ -148,6 +148,10 @@ impl Storage for S3Storage {
         }
     }
 
+    fn location(&self, key: &str) -> String {
+        self.target(key)
+    }
+
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         let full = self.full_key(key)?;
         self.client
@@ -263,8 +267,21 @@ impl Storage for S3Storage {
                 .set_key_marker(key_marker.clone())
                 .set_upload_id_marker(id_marker.clone())
                 .send()
-                .await
-                .map_err(|e| s3_error("ListMultipartUploads", &self.target(prefix), &e))?;
+                .await;
+            let page = match page {
+                Ok(page) => page,
+                // Some S3-compatible servers (s3s-fs) cannot list uploads; say so, don't fail.
+                Err(e) if e.code() == Some("NotImplemented") => {
+                    tracing::warn!(
+                        "this S3 server cannot list unfinished multipart uploads; \
+                         leftovers of interrupted runs cannot be shown"
+                    );
+                    return Ok(uploads);
+                }
+                Err(e) => {
+                    return Err(s3_error("ListMultipartUploads", &self.target(prefix), &e).into())
+                }
+            };
             for u in page.uploads() {
                 let (Some(key), Some(id)) = (u.key(), u.upload_id()) else {
                     continue;

@@ -1,0 +1,506 @@
+//! Shared helpers for the end-to-end tests: a real PostgreSQL and real S3 servers, started by
+//! `scripts/env.sh start` (which `scripts/test.sh` runs). Nothing here is mocked.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub struct Env {
+    pub pg_url: String,
+    pub pg_port: String,
+    pub pg_password: String,
+    pub pg_bin: PathBuf,
+    pub s3s: S3Target,
+    pub garage: Option<S3Target>,
+}
+
+#[derive(Clone)]
+pub struct S3Target {
+    pub name: &'static str,
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub bucket: String,
+    pub region: String,
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: these tests need the real PostgreSQL and S3 servers of \
+             scripts/env.sh. Run scripts/test.sh, or `scripts/env.sh start && source .pgsafe-env/env.sh`"
+        )
+    })
+}
+
+pub fn env() -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(|| Env {
+        pg_url: var("PGSAFE_TEST_PG_URL"),
+        pg_port: var("PGSAFE_TEST_PG_PORT"),
+        pg_password: var("PGSAFE_TEST_PG_PASSWORD"),
+        pg_bin: PathBuf::from(var("PGSAFE_TEST_PG_BIN")),
+        s3s: S3Target {
+            name: "s3s-fs",
+            endpoint: var("PGSAFE_TEST_S3S_ENDPOINT"),
+            access_key: var("PGSAFE_TEST_S3S_ACCESS_KEY"),
+            secret_key: var("PGSAFE_TEST_S3S_SECRET_KEY"),
+            bucket: var("PGSAFE_TEST_S3S_BUCKET"),
+            region: "us-east-1".into(),
+        },
+        garage: std::env::var("PGSAFE_TEST_GARAGE_ENDPOINT")
+            .ok()
+            .map(|endpoint| S3Target {
+                name: "garage",
+                endpoint,
+                access_key: var("PGSAFE_TEST_GARAGE_ACCESS_KEY"),
+                secret_key: var("PGSAFE_TEST_GARAGE_SECRET_KEY"),
+                bucket: var("PGSAFE_TEST_GARAGE_BUCKET"),
+                region: var("PGSAFE_TEST_GARAGE_REGION"),
+            }),
+    })
+}
+
+/// Garage is part of the test environment; set PGSAFE_SKIP_GARAGE=1 to run without it locally.
+pub fn garage() -> Option<&'static S3Target> {
+    if std::env::var("PGSAFE_SKIP_GARAGE").as_deref() == Ok("1") {
+        return None;
+    }
+    Some(env().garage.as_ref().expect(
+        "PGSAFE_TEST_GARAGE_ENDPOINT is not set: start the environment with Garage (scripts/env.sh start)",
+    ))
+}
+
+/// A name no other test (or test run) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}_{}_{}_{:x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        nanos
+    )
+}
+
+pub fn db_url(db: &str) -> String {
+    let base = env().pg_url.rsplit_once('/').unwrap().0;
+    format!("{base}/{db}")
+}
+
+pub fn pg_tool(name: &str) -> PathBuf {
+    env().pg_bin.join(name)
+}
+
+/// Runs SQL with psql as the superuser; returns unaligned, tuples-only output.
+pub fn psql(db: &str, sql: &str) -> String {
+    let out = Command::new(pg_tool("psql"))
+        .args([
+            "-X",
+            "-q",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+        ])
+        .args(["-p", &env().pg_port, "-d", db, "-c", sql])
+        .env("PGPASSWORD", &env().pg_password)
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql failed on {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+pub fn psql_file(db: &str, file: &Path, vars: &[(&str, &str)]) {
+    let mut cmd = Command::new(pg_tool("psql"));
+    cmd.args([
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "postgres",
+    ])
+    .args(["-p", &env().pg_port, "-d", db, "-f"])
+    .arg(file)
+    .env("PGPASSWORD", &env().pg_password);
+    for (k, v) in vars {
+        cmd.arg("-v").arg(format!("{k}={v}"));
+    }
+    let out = cmd.output().expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql -f {} failed: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// A new database loaded with the ticket fixture.
+pub fn fixture_db(prefix: &str) -> String {
+    let db = unique(prefix);
+    psql("postgres", &format!("CREATE DATABASE \"{db}\""));
+    psql_file(&db, &fixture("tickets.sql"), &[]);
+    db
+}
+
+/// A new database with the ticket fixture and `scale` units of generated data (~2.6 MB each).
+pub fn large_db(prefix: &str, scale: u32) -> String {
+    let db = fixture_db(prefix);
+    psql_file(
+        &db,
+        &fixture("generate_large.sql"),
+        &[("scale", &scale.to_string())],
+    );
+    db
+}
+
+/// Row count of every user table, as `schema.table -> rows`.
+pub fn table_counts(db: &str) -> Vec<(String, i64)> {
+    let tables = psql(
+        db,
+        "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables ORDER BY schemaname, relname",
+    );
+    tables
+        .lines()
+        .map(|t| {
+            let n: i64 = psql(db, &format!("SELECT count(*) FROM {t}"))
+                .parse()
+                .unwrap();
+            let plain = t.replace('"', "");
+            (plain, n)
+        })
+        .collect()
+}
+
+/// The pgsafe binary with a clean environment: no AWS or PG settings from the caller.
+pub fn pgsafe() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgsafe"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") || k.starts_with("PG") || k == "DATABASE_URL" || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("PGSAFE_NO_PROGRESS", "1");
+    cmd
+}
+
+impl S3Target {
+    pub fn repo(&self, prefix: &str) -> String {
+        format!("s3://{}/{prefix}", self.bucket)
+    }
+
+    /// Points a pgsafe command at this server, credentials in the environment as AWS tools expect.
+    pub fn apply<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env("AWS_ACCESS_KEY_ID", &self.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret_key)
+            .env("AWS_REGION", &self.region)
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+    }
+
+    /// An independent S3 client (not pgsafe's code) to inspect what the server holds.
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(Region::new(self.region.clone()))
+            .credentials_provider(Credentials::new(
+                &self.access_key,
+                &self.secret_key,
+                None,
+                None,
+                "test",
+            ))
+            .force_path_style(true)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        rt().block_on(async {
+            let out = self
+                .client()
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .send()
+                .await
+                .expect("ListObjectsV2");
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string))
+                .collect()
+        })
+    }
+
+    pub fn get(&self, key: &str) -> Vec<u8> {
+        rt().block_on(async {
+            let out = self
+                .client()
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .expect("GetObject");
+            out.body.collect().await.unwrap().into_bytes().to_vec()
+        })
+    }
+
+    pub fn put(&self, key: &str, data: Vec<u8>) {
+        rt().block_on(async {
+            self.client()
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .body(data.into())
+                .send()
+                .await
+                .expect("PutObject");
+        })
+    }
+
+    /// Unfinished multipart uploads under `prefix`, or None when the server cannot list them
+    /// (s3s-fs answers NotImplemented).
+    pub fn multipart_uploads(&self, prefix: &str) -> Option<Vec<String>> {
+        rt().block_on(async {
+            match self
+                .client()
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .send()
+                .await
+            {
+                Ok(out) => Some(
+                    out.uploads()
+                        .iter()
+                        .filter_map(|u| u.key().map(str::to_string))
+                        .collect(),
+                ),
+                Err(e) => {
+                    use aws_sdk_s3::error::ProvideErrorMetadata;
+                    assert_eq!(
+                        e.code(),
+                        Some("NotImplemented"),
+                        "ListMultipartUploads: {e:?}"
+                    );
+                    None
+                }
+            }
+        })
+    }
+}
+
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Runtime::new().unwrap())
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+pub fn decompress(compression: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    match compression {
+        "zstd" => {
+            zstd::stream::read::Decoder::new(data)
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        "gzip" => {
+            flate2::read::GzDecoder::new(data)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        "none" => out = data.to_vec(),
+        other => panic!("unknown compression {other}"),
+    }
+    out
+}
+
+/// `pg_restore --list` of an archive: its table of contents.
+pub fn pg_restore_list(archive: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("archive.dump");
+    std::fs::write(&path, archive).unwrap();
+    let out = Command::new(pg_tool("pg_restore"))
+        .arg("--list")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pg_restore --list failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Restores an archive into a new database with plain pg_restore.
+pub fn pg_restore_into(archive: &[u8], db: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("archive.dump");
+    std::fs::write(&path, archive).unwrap();
+    psql("postgres", &format!("CREATE DATABASE \"{db}\""));
+    let out = Command::new(pg_tool("pg_restore"))
+        .args([
+            "--exit-on-error",
+            "--no-owner",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-p",
+            &env().pg_port,
+            "-d",
+            db,
+        ])
+        .arg(&path)
+        .env("PGPASSWORD", &env().pg_password)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pg_restore failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}, got {}\nstdout: {}\nstderr: {}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("pgsafe runs");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Files under a directory whose name contains `needle` (leftovers of local uploads).
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                found.extend(files_containing(&p, needle));
+            } else if p.file_name().unwrap().to_string_lossy().contains(needle) {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// Processes whose parent is `ppid`, as (pid, command name).
+pub fn children_of(ppid: u32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        let rest: Vec<&str> = stat[close + 2..].split(' ').collect();
+        if rest.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(ppid) {
+            out.push((pid, comm));
+        }
+    }
+    out
+}
+
+/// Every live process named `name` whose command line mentions `needle`.
+pub fn processes_with(name: &str, needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if comm.trim() == name && String::from_utf8_lossy(&cmdline).contains(needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+pub fn wait_until(what: &str, timeout_secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
