@@ -82,17 +82,30 @@ impl Child {
         self.inner.as_mut().and_then(|c| c.stdout.take())
     }
 
-    /// Waits for the child (on a blocking thread) and collects its stderr.
-    pub async fn wait(mut self) -> Result<Finished> {
+    /// A handle that can signal the child's process group from elsewhere.
+    pub fn killer(&self) -> Killer {
+        Killer {
+            pgid: self.inner.as_ref().map(|c| c.id() as i32),
+        }
+    }
+
+    /// Waits for the child to exit (blocking) and collects its stderr.
+    pub fn wait_blocking(mut self) -> Result<Finished> {
         let mut inner = self.inner.take().expect("child not yet waited");
-        let stderr = self.stderr.take();
-        tokio::task::spawn_blocking(move || {
-            let status = inner.wait()?;
-            let stderr = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
-            Ok::<_, std::io::Error>(Finished { status, stderr })
-        })
-        .await?
-        .with_context(|| format!("could not wait for {}", self.name))
+        let status = inner
+            .wait()
+            .with_context(|| format!("could not wait for {}", self.name))?;
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        Ok(Finished { status, stderr })
+    }
+
+    /// Waits (on a blocking thread) and collects its stderr.
+    pub async fn wait(self) -> Result<Finished> {
+        tokio::task::spawn_blocking(move || self.wait_blocking()).await?
     }
 
     /// Waits and turns anything but exit status 0 into an error quoting the child's stderr.
@@ -129,6 +142,21 @@ impl Child {
             .and_then(|h| h.join().ok())
             .unwrap_or_default();
         status.map(|status| Finished { status, stderr })
+    }
+}
+
+/// Signals a child's process group without owning the child (which another thread may be
+/// waiting for).
+#[derive(Debug, Clone, Copy)]
+pub struct Killer {
+    pgid: Option<i32>,
+}
+
+impl Killer {
+    pub fn signal(&self, signal: Signal) {
+        if let Some(pgid) = self.pgid {
+            let _ = killpg(Pid::from_raw(pgid), signal);
+        }
     }
 }
 

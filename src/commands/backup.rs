@@ -30,6 +30,7 @@ use crate::pg::{tools, ConnInfo, PgTool};
 use crate::pipeline::{self, parts, Algorithm, Compression, Counters, StreamSummary};
 use crate::process::GRACE;
 use crate::storage::{multipart, Storage, Upload};
+use nix::sys::signal::Signal;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -186,6 +187,7 @@ pub(crate) async fn backup(
     cancel: &CancellationToken,
 ) -> Result<Manifest> {
     info!("backing up {} to {}", conn.redacted(), storage.describe());
+    storage.check().await?;
     let client = session::connect(conn).await?;
     let db = session::database_info(&client).await?;
     let pg_dump = tools::find("pg_dump", pg_bin_dir, db.major())?;
@@ -322,7 +324,7 @@ async fn remove_orphan(storage: &dyn Storage, key: &str) {
 }
 
 /// Runs pg_dump into the upload while counting rows in the same snapshot. Succeeds only when
-/// pg_dump's output reached EOF, every part was stored and pg_dump exited 0.
+/// pg_dump's output reached EOF, pg_dump exited 0 and every part was stored.
 async fn stream_dump(
     pg_dump: &PgTool,
     conn: &ConnInfo,
@@ -334,26 +336,37 @@ async fn stream_dump(
 ) -> Result<(StreamSummary, Vec<TableRows>)> {
     let mut child = dump::spawn(pg_dump, conn, &settings.dump)?;
     let stdout = child.take_stdout().expect("pg_dump stdout is piped");
+    let killer = child.killer();
     let stop = Arc::new(AtomicBool::new(false));
     // One part queued while others upload: memory is about (in_flight + 2) parts.
     let (tx, rx) = mpsc::channel::<Bytes>(1);
-    let stream = {
+    // The pipeline thread owns pg_dump: at EOF it reaps it and checks its exit status, so a
+    // failing pg_dump is noticed at once, even while the row counts are still running.
+    let mut stream = {
         let (stop, compression, first) = (stop.clone(), settings.compression, settings.first_part);
-        tokio::task::spawn_blocking(move || {
-            pipeline::run(stdout, &compression, first, &counters, &stop, move |part| {
-                tx.blocking_send(part)
-                    .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "upload stopped"))
-            })
+        tokio::task::spawn_blocking(move || -> Result<StreamSummary> {
+            let summary =
+                pipeline::run(stdout, &compression, first, &counters, &stop, move |part| {
+                    tx.blocking_send(part)
+                        .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "upload stopped"))
+                });
+            // On error, dropping `child` stops its process group.
+            let summary = summary.context("reading or compressing pg_dump's output failed")?;
+            let finished = child.wait_blocking()?;
+            finished.check("pg_dump")?;
+            if !finished.stderr.is_empty() {
+                warn!("pg_dump said: {}", finished.stderr);
+            }
+            Ok(summary)
         })
     };
     let work = async {
         let (_, summary, tables) = tokio::try_join!(
             multipart::send_parts(upload, rx, settings.in_flight),
             async {
-                stream
+                (&mut stream)
                     .await
                     .context("the backup pipeline thread failed")?
-                    .context("reading or compressing pg_dump's output failed")
             },
             session::table_row_counts(client),
         )?;
@@ -363,28 +376,20 @@ async fn stream_dump(
         r = work => r,
         _ = cancel.cancelled() => Err(Error::interrupted().into()),
     };
-    match outcome {
-        Ok(done) => {
-            let stderr = child.wait_success().await?;
-            if !stderr.is_empty() {
-                warn!("pg_dump said: {stderr}");
+    if outcome.is_err() {
+        stop.store(true, Ordering::Relaxed);
+        // Queries still running in the snapshot transaction (row counts) are cancelled too.
+        let _ = client
+            .cancel_token()
+            .cancel_query(tokio_postgres::NoTls)
+            .await;
+        if !stream.is_finished() {
+            killer.signal(Signal::SIGTERM);
+            if tokio::time::timeout(GRACE, &mut stream).await.is_err() {
+                killer.signal(Signal::SIGKILL);
+                let _ = stream.await;
             }
-            Ok(done)
-        }
-        Err(err) => {
-            stop.store(true, Ordering::Relaxed);
-            let finished = tokio::task::spawn_blocking(move || child.terminate(GRACE))
-                .await
-                .ok()
-                .flatten();
-            // pg_dump failing on its own explains more than the broken pipe it caused.
-            let interrupted = crate::error::is_interrupted(&err);
-            if let Some(f) =
-                finished.filter(|f| !interrupted && f.status.code().is_some_and(|c| c != 0))
-            {
-                f.check("pg_dump")?;
-            }
-            Err(err)
         }
     }
+    outcome
 }

@@ -114,6 +114,25 @@ impl Storage for LocalStorage {
         self.root.join(key).display().to_string()
     }
 
+    async fn check(&self) -> Result<()> {
+        // Proves the directory takes new files, as a backup will need.
+        let probe = self.root.join(format!(
+            ".pgsafe-probe{PARTIAL}{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let shown = self.root.display().to_string();
+        blocking(move || {
+            File::create(&probe)?;
+            fs::remove_file(&probe)
+        })
+        .await
+        .map_err(|e| {
+            Error::failed(format!("cannot write to the repository {shown}: {e}"))
+                .hint("fix the directory's permissions or free space, or pick another --repo")
+        })?;
+        Ok(())
+    }
+
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         let path = self.path(key)?;
         let shown = path.display().to_string();

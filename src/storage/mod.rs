@@ -38,6 +38,8 @@ pub trait Storage: Send + Sync {
     fn describe(&self) -> String;
     /// Where one object lives, for humans: `s3://bucket/prefix/key` or a file path.
     fn location(&self, key: &str) -> String;
+    /// Fails when the repository cannot be used (bucket missing, unreachable, not writable).
+    async fn check(&self) -> Result<()>;
     /// Writes a small object atomically.
     async fn put(&self, key: &str, data: Bytes) -> Result<()>;
     /// Reads a whole small object; `Ok(None)` when it does not exist.

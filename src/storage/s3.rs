@@ -12,10 +12,11 @@ use std::time::Duration;
 use anyhow::Result;
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
@@ -51,27 +52,59 @@ fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
+/// `outer: cause: cause`, from Display only (Debug output of SDK errors is noise).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
 /// A storage error that says what failed and what to do about it. Never includes credentials.
-fn s3_error<E, R>(what: &str, target: &str, err: &SdkError<E, R>) -> Error
+fn s3_error<E>(what: &str, target: &str, err: &SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    let code = err.code().unwrap_or_default().to_string();
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let mut code = err.code().unwrap_or_default().to_string();
+    if code.is_empty() {
+        // HEAD responses carry no body: name the status instead.
+        code = match status {
+            Some(404) => "NotFound".into(),
+            Some(403) => "Forbidden".into(),
+            Some(s) => format!("HTTP {s}"),
+            None => String::new(),
+        };
+    }
     let detail = match err {
         SdkError::ServiceError(_) => {
-            format!("{} ({})", err.message().unwrap_or("no message"), code)
+            let message = err.message().unwrap_or(match code.as_str() {
+                "NotFound" => "not found",
+                "Forbidden" => "access denied",
+                _ => "no message",
+            });
+            format!("{message} ({code})")
         }
-        _ => DisplayErrorContext(err).to_string(),
+        _ => error_chain(err),
     };
     let e = Error::failed(format!("S3 {what} failed for {target}: {detail}"));
     let hint = match code.as_str() {
-        "NoSuchBucket" => "the bucket does not exist: create it, or fix the bucket in --repo",
+        "NoSuchBucket" | "NotFound" if what == "HeadBucket" || code == "NoSuchBucket" => {
+            "the bucket does not exist: create it, or fix the bucket in --repo"
+        }
         "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidSignature" => {
             "the S3 credentials were refused: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
         }
         "AccessDenied" | "Forbidden" => {
-            "the credentials lack permission: allow s3:PutObject, GetObject, ListBucket, \
+            "the S3 credentials were refused or lack permission: check AWS_ACCESS_KEY_ID / \
+             AWS_SECRET_ACCESS_KEY, and allow s3:ListBucket, PutObject, GetObject, DeleteObject, \
              ListBucketMultipartUploads and AbortMultipartUpload on the repository"
         }
         "AuthorizationHeaderMalformed" => "the region does not match the server's: set --s3-region",
@@ -152,6 +185,16 @@ impl Storage for S3Storage {
         self.target(key)
     }
 
+    async fn check(&self) -> Result<()> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| s3_error("HeadBucket", &self.target(""), &e))?;
+        Ok(())
+    }
+
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         let full = self.full_key(key)?;
         self.client
@@ -184,7 +227,7 @@ impl Storage for S3Storage {
             Error::failed(format!(
                 "S3 GetObject failed for {}: {}",
                 self.target(key),
-                DisplayErrorContext(&e)
+                error_chain(&e)
             ))
         })?;
         Ok(Some(body.into_bytes()))

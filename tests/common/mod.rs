@@ -207,8 +207,8 @@ pub fn pgsafe() -> Command {
         }
     }
     cmd.env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("PGSAFE_NO_PROGRESS", "1");
     cmd
 }
@@ -503,4 +503,88 @@ pub fn wait_until(what: &str, timeout_secs: u64, mut f: impl FnMut() -> bool) {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Holds ACCESS EXCLUSIVE on a table from another session until dropped, so a pg_dump that
+/// reaches that table waits: the dump is then provably in progress, with its snapshot taken.
+pub struct TableLock {
+    child: std::process::Child,
+}
+
+impl TableLock {
+    pub fn new(db: &str, table: &str) -> TableLock {
+        use std::io::{BufRead, Write};
+        let mut child = Command::new(pg_tool("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-At",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-p",
+                &env().pg_port,
+                "-d",
+                db,
+            ])
+            .env("PGPASSWORD", &env().pg_password)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.as_mut().unwrap();
+        writeln!(
+            stdin,
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT 'locked';"
+        )
+        .unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "locked");
+        TableLock { child }
+    }
+}
+
+impl Drop for TableLock {
+    fn drop(&mut self) {
+        use std::io::Write;
+        if let Some(stdin) = self.child.stdin.as_mut() {
+            let _ = writeln!(stdin, "ROLLBACK;");
+            let _ = writeln!(stdin, "\\q");
+        }
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until a pg_dump connected to `db` is blocked on a table lock.
+pub fn wait_for_blocked_pg_dump(db: &str) {
+    wait_until("pg_dump to wait on the table lock", 60, || {
+        psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' \
+                 AND wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE%'"
+            ),
+        ) == "1"
+    });
+}
+
+/// A directory with a `pg_dump` script standing in front of the real one.
+pub fn wrapped_pg_dump(script_body: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pg_dump");
+    let real = pg_tool("pg_dump");
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\nREAL='{}'\n{script_body}\n", real.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
 }
