@@ -32,8 +32,9 @@ pub struct Listing {
     pub leftovers: Vec<Leftover>,
 }
 
-/// Reads every manifest (of one database, when given) and finds what failed runs left behind.
-pub async fn list(storage: &dyn Storage, database: Option<&str>) -> Result<Listing> {
+/// Reads every manifest (of one database, when given) and finds what failed runs left behind;
+/// `uploads` also asks the storage for unfinished multipart uploads.
+pub async fn list(storage: &dyn Storage, database: Option<&str>, uploads: bool) -> Result<Listing> {
     let prefix = database
         .map(|d| format!("{}/", id::slug(d)))
         .unwrap_or_default();
@@ -74,7 +75,12 @@ pub async fn list(storage: &dyn Storage, database: Option<&str>) -> Result<Listi
             }
         }
     }
-    for u in storage.incomplete_uploads(&prefix).await? {
+    let unfinished = if uploads {
+        storage.incomplete_uploads(&prefix).await?
+    } else {
+        Vec::new()
+    };
+    for u in unfinished {
         listing.leftovers.push(Leftover {
             key: u.key,
             kind: "multipart upload".into(),
@@ -96,7 +102,7 @@ pub async fn resolve(storage: &dyn Storage, id: &str, database: Option<&str>) ->
                 .hint("name the database whose newest backup you mean, or give a backup ID")
                 .into());
         };
-        let listing = list(storage, Some(db)).await?;
+        let listing = list(storage, Some(db), false).await?;
         return listing.backups.into_iter().next_back().ok_or_else(|| {
             Error::corrupt(format!(
                 "no complete backup of database {db:?} in {}",
@@ -106,7 +112,7 @@ pub async fn resolve(storage: &dyn Storage, id: &str, database: Option<&str>) ->
             .into()
         });
     }
-    let listing = list(storage, database).await?;
+    let listing = list(storage, database, false).await?;
     if let Some(m) = listing.backups.into_iter().find(|m| m.backup_id == id) {
         return Ok(m);
     }

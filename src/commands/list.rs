@@ -52,7 +52,7 @@ struct Listing<'a> {
 
 pub async fn run(args: ListArgs, ctx: Ctx) -> Result<()> {
     let storage = open_repo(&args.repo).await?;
-    let listing = catalog::list(storage.as_ref(), args.database.as_deref()).await?;
+    let listing = catalog::list(storage.as_ref(), args.database.as_deref(), true).await?;
     if ctx.json {
         return print_json(&Listing {
             repository: storage.describe(),
