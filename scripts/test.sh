@@ -21,5 +21,3 @@ source .pgsafe-env/env.sh
 
 echo "==> cargo test"
 cargo test --locked --all-targets -- --test-threads="${PGSAFE_TEST_THREADS:-4}"
-# Doc tests are not part of --all-targets.
-cargo test --locked --doc

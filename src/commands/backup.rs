@@ -157,11 +157,7 @@ fn print_human(s: &Summary) {
     if let Some(tag) = s.tag {
         println!("  tag        {tag}");
     }
-    println!(
-        "  stored     {}/{}",
-        s.repository.trim_end_matches('/'),
-        s.object_key
-    );
+    println!("  stored     {}", s.location);
     println!(
         "  size       {} raw, {} stored{}",
         output::bytes(s.raw_bytes),
