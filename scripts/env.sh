@@ -49,6 +49,24 @@ start_postgres() {
   as_pg_owner "$PGBIN/initdb" -D "$dir/pg/data" -U postgres --pwfile="$dir/pg/pwfile" \
     --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >"$dir/pg/initdb.log"
   rm -f "$dir/pg/pwfile"
+  # TLS: a test CA and a server certificate for the name db.pgsafe.test only, so verify-ca
+  # passes against 127.0.0.1 while verify-full fails on the name.
+  local tls="$dir/pg/tls"
+  mkdir -p "$tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=pgsafe test CA" \
+    -keyout "$tls/ca.key" -out "$tls/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=db.pgsafe.test" \
+    -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:db.pgsafe.test\n' >"$tls/ext.cnf"
+  openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+    -CAcreateserial -days 2 -extfile "$tls/ext.cnf" -out "$tls/server.crt" 2>/dev/null
+  chmod 600 "$tls/server.key"
+  if [ "$(id -u)" = 0 ]; then chown -R postgres: "$tls"; fi
+  # The role tlsonly may only connect over TLS.
+  local hba="$dir/pg/data/pg_hba.conf"
+  { printf 'hostnossl all tlsonly 127.0.0.1/32 reject\nhostssl all tlsonly 127.0.0.1/32 scram-sha-256\n'; cat "$hba"; } >"$hba.new"
+  mv "$hba.new" "$hba"
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$hba"; fi
   cat >>"$dir/pg/data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 port = $port
@@ -58,8 +76,14 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 shared_buffers = 256MB
+ssl = on
+ssl_cert_file = '$dir/pg/tls/server.crt'
+ssl_key_file = '$dir/pg/tls/server.key'
 CONF
   as_pg_owner "$PGBIN/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w start >/dev/null
+  PGPASSWORD="$password" "$PGBIN/psql" -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres \
+    -c "CREATE ROLE tlsonly LOGIN SUPERUSER PASSWORD '$password'"
+  echo "export PGSAFE_TEST_PG_CA='$dir/pg/tls/ca.crt'" >>"$STATE/env.sh"
   echo "export PGSAFE_TEST_PG_URL='postgresql://postgres:$password@127.0.0.1:$port/postgres'" >>"$STATE/env.sh"
   echo "export PGSAFE_TEST_PG_PORT=$port" >>"$STATE/env.sh"
   echo "export PGSAFE_TEST_PG_PASSWORD='$password'" >>"$STATE/env.sh"

@@ -186,6 +186,17 @@ impl ConnInfo {
         (set, CHILD_ENV_REMOVED)
     }
 
+    /// The TLS connector pgsafe's own connection needs (`None` for sslmode=disable).
+    pub fn tls(&self) -> Result<Option<tokio_postgres_rustls::MakeRustlsConnect>, Error> {
+        let get = |k: &str| self.params.get(k).map(String::as_str);
+        super::tls::connector(
+            self.sslmode(),
+            get("sslrootcert"),
+            get("sslcert"),
+            get("sslkey"),
+        )
+    }
+
     /// Settings for pgsafe's own connection (metadata queries, snapshots, interlocks).
     pub fn pg_config(&self) -> Result<tokio_postgres::Config, Error> {
         let mut cfg = tokio_postgres::Config::new();
@@ -210,17 +221,11 @@ impl ConnInfo {
         if let Some(opts) = self.params.get("options") {
             cfg.options(opts);
         }
-        match self.sslmode() {
-            "disable" | "allow" | "prefer" => {
-                cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
-            }
-            mode => return Err(Error::usage(format!(
-                "sslmode={mode} is not supported by pgsafe's own connection yet"
-            ))
-            .hint(
-                "connect over a trusted network or a local socket with sslmode=prefer or disable",
-            )),
-        }
+        cfg.ssl_mode(match self.sslmode() {
+            "disable" => tokio_postgres::config::SslMode::Disable,
+            "allow" | "prefer" => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
         Ok(cfg)
     }
 }

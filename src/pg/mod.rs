@@ -3,6 +3,7 @@
 pub mod conninfo;
 pub mod dump;
 pub mod session;
+pub mod tls;
 pub mod tools;
 
 pub use conninfo::ConnInfo;

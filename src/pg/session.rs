@@ -10,20 +10,40 @@ use crate::error::Error;
 /// Opens a connection; the connection task runs in the background until the client is dropped.
 pub async fn connect(info: &ConnInfo) -> Result<Client> {
     let cfg = info.pg_config()?;
-    let (client, connection) = cfg.connect(NoTls).await.map_err(|e| {
+    let connected = match info.tls()? {
+        None => cfg.connect(NoTls).await.map(|(client, conn)| {
+            tokio::spawn(drive(conn));
+            client
+        }),
+        Some(tls) => cfg.connect(tls).await.map(|(client, conn)| {
+            tokio::spawn(drive(conn));
+            client
+        }),
+    };
+    connected.map_err(|e| {
         Error::failed(format!(
             "could not connect to {}: {}",
             info.redacted(),
             pg_error_text(&e)
         ))
-        .hint("check the URL or PG* variables, that the server runs, and the password (PGPASSWORD or ~/.pgpass)")
-    })?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("connection closed: {e}");
-        }
-    });
-    Ok(client)
+        .hint("check the URL or PG* variables, that the server runs, the password (PGPASSWORD or ~/.pgpass) and sslmode")
+        .into()
+    })
+}
+
+/// Asks the server to cancel whatever `client` is running (best effort).
+pub async fn cancel_running(client: &Client, info: &ConnInfo) {
+    let token = client.cancel_token();
+    let _ = match info.tls() {
+        Ok(Some(tls)) => token.cancel_query(tls).await,
+        _ => token.cancel_query(NoTls).await,
+    };
+}
+
+async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(conn: F) {
+    if let Err(e) = conn.await {
+        tracing::debug!("connection closed: {e}");
+    }
 }
 
 /// The server's message for a database error, else the error itself (never includes a password).

@@ -588,3 +588,14 @@ pub fn wrapped_pg_dump(script_body: &str) -> tempfile::TempDir {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
 }
+
+/// URL of `db` for the role `tlsonly`, which pg_hba.conf admits over TLS only.
+pub fn tls_url(db: &str, params: &str) -> String {
+    let port = &env().pg_port;
+    let pw = &env().pg_password;
+    format!("postgresql://tlsonly:{pw}@127.0.0.1:{port}/{db}?{params}")
+}
+
+pub fn test_ca() -> String {
+    var("PGSAFE_TEST_PG_CA")
+}
