@@ -241,10 +241,12 @@ pub(crate) async fn backup(
             return Err(outcome.err().unwrap_or_else(|| Error::interrupted().into()));
         }
     };
-    upload
-        .complete()
-        .await
-        .context("the archive could not be committed to the repository; no backup was recorded")?;
+    if let Err(e) = upload.complete().await {
+        abort(upload, &keys.object).await;
+        return Err(e.context(
+            "the archive could not be committed to the repository; no backup was recorded",
+        ));
+    }
     // The snapshot transaction only had to outlive pg_dump.
     let _ = client.batch_execute("ROLLBACK").await;
 

@@ -26,9 +26,21 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<()> {
         progress: ProgressMode::detect(cli.output.no_progress),
     };
     match cli.command {
+        // Commands that change something handle cancellation themselves, to clean up.
         Command::Backup(args) => backup::run(args, ctx, cancel).await,
-        Command::List(args) => list::run(args, ctx).await,
-        Command::Show(args) => show::run(args, ctx).await,
+        Command::List(args) => stop_on_signal(list::run(args, ctx), &cancel).await,
+        Command::Show(args) => stop_on_signal(show::run(args, ctx), &cancel).await,
+    }
+}
+
+/// For read-only commands: a signal simply stops them (exit 130).
+async fn stop_on_signal(
+    work: impl std::future::Future<Output = Result<()>>,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    tokio::select! {
+        r = work => r,
+        _ = cancel.cancelled() => Err(crate::error::Error::interrupted().into()),
     }
 }
 

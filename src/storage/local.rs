@@ -252,8 +252,8 @@ impl Upload for LocalUpload {
             .with_context(|| format!("could not write {}", self.temp.display()))
     }
 
-    async fn complete(self: Box<Self>) -> Result<()> {
-        let LocalUpload { file, temp, path } = *self;
+    async fn complete(&self) -> Result<()> {
+        let (file, temp, path) = (self.file.clone(), self.temp.clone(), self.path.clone());
         let shown = path.display().to_string();
         blocking(move || {
             file.sync_all()?;
@@ -267,7 +267,7 @@ impl Upload for LocalUpload {
         .with_context(|| format!("could not finish writing {shown}"))
     }
 
-    async fn abort(self: Box<Self>) -> Result<()> {
+    async fn abort(&self) -> Result<()> {
         let temp = self.temp.clone();
         match tokio::fs::remove_file(&temp).await {
             Ok(()) => Ok(()),

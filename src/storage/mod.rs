@@ -59,9 +59,9 @@ pub trait Upload: Send + Sync {
     /// Parts may be sent concurrently and complete in any order.
     async fn put_part(&self, number: u32, offset: u64, data: Bytes) -> Result<()>;
     /// Makes the object visible under its key.
-    async fn complete(self: Box<Self>) -> Result<()>;
-    /// Discards everything uploaded so far.
-    async fn abort(self: Box<Self>) -> Result<()>;
+    async fn complete(&self) -> Result<()>;
+    /// Discards everything uploaded so far; also after a failed `complete`.
+    async fn abort(&self) -> Result<()>;
 }
 
 /// S3 settings that do not belong in the repository URL.

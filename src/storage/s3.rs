@@ -382,7 +382,7 @@ impl Upload for S3Upload {
         Ok(())
     }
 
-    async fn complete(self: Box<Self>) -> Result<()> {
+    async fn complete(&self) -> Result<()> {
         let mut parts = std::mem::take(&mut *self.parts.lock().expect("parts lock"));
         parts.sort();
         // Only part numbers and ETags: Garage rejects per-part checksums the upload did not declare.
@@ -406,7 +406,7 @@ impl Upload for S3Upload {
         Ok(())
     }
 
-    async fn abort(self: Box<Self>) -> Result<()> {
+    async fn abort(&self) -> Result<()> {
         self.client
             .abort_multipart_upload()
             .bucket(&self.bucket)

@@ -169,7 +169,7 @@ pub fn fixture_db(prefix: &str) -> String {
     db
 }
 
-/// A new database with the ticket fixture and `scale` units of generated data (~2.6 MB each).
+/// A new database with the ticket fixture and `scale` units of generated data (~1.35 MB on disk each).
 pub fn large_db(prefix: &str, scale: u32) -> String {
     let db = fixture_db(prefix);
     psql_file(
