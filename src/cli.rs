@@ -46,6 +46,202 @@ pub enum Command {
     List(ListArgs),
     /// Show one backup's manifest: an ID, or `latest` with --database.
     Show(ShowArgs),
+    /// Restore a backup with Strategy A (fresh) or B (clean), behind safety interlocks.
+    Restore(RestoreArgs),
+    /// Run the integrity check of a backup against a database.
+    Check(CheckArgs),
+    /// Download a backup, verified and decompressed, as a file plain pg_restore accepts.
+    Download(DownloadArgs),
+    /// List the audit records of restores and refusals.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StrategyArg {
+    /// Strategy A (recommended): a new empty database restored from the backup.
+    #[value(alias = "a", alias = "A")]
+    Fresh,
+    /// Strategy B (not recommended): pg_restore --clean over the existing database.
+    #[value(alias = "b", alias = "B")]
+    Clean,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    /// Backup ID, or `latest` (with --database). Not used with --undo.
+    #[arg(required_unless_present = "undo")]
+    pub id: Option<String>,
+
+    /// Database whose newest complete backup `latest` means.
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
+
+    /// The database to restore into (libpq URL; its database name is the target).
+    #[arg(
+        long,
+        env = "PGSAFE_TARGET_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub target: String,
+
+    /// A (fresh): new database, staged then swapped in. B (clean): over the existing one.
+    #[arg(long, value_enum, default_value = "fresh")]
+    pub strategy: StrategyArg,
+
+    /// Strategy A exactly as the runbook: DROP DATABASE, CREATE DATABASE, pg_restore.
+    #[arg(long)]
+    pub in_place: bool,
+
+    /// Swap back the database a staged restore kept aside (`<db>__pgsafe_pre_<time>`).
+    #[arg(long, conflicts_with_all = ["in_place", "dry_run"])]
+    pub undo: bool,
+
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// The target database's name, confirming the restore (asked on a terminal when missing).
+    #[arg(long, value_name = "NAME")]
+    pub confirm: Option<String>,
+
+    /// Why this restore happens (required; recorded in the audit record).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+
+    /// Who approved the restore (recorded).
+    #[arg(long, value_name = "NAME")]
+    pub approved_by: Option<String>,
+
+    /// Block new connections to the target and terminate the existing ones.
+    #[arg(long)]
+    pub terminate_connections: bool,
+
+    /// Protected target databases (glob patterns; comma-separated in PGSAFE_PROTECTED).
+    #[arg(
+        long,
+        env = "PGSAFE_PROTECTED",
+        value_delimiter = ',',
+        value_name = "PATTERN"
+    )]
+    pub protected: Vec<String>,
+
+    /// Allow restoring over a protected target.
+    #[arg(long)]
+    pub allow_protected: bool,
+
+    /// Skip the pre-restore backup of the current target.
+    #[arg(long)]
+    pub no_safety_backup: bool,
+
+    /// Strategy B even when the target's schema migrations are newer than the backup's.
+    #[arg(long)]
+    pub allow_newer_migrations: bool,
+
+    /// A migration table beyond the well-known ones: table:column or schema.table:column.
+    #[arg(long, env = "PGSAFE_MIGRATIONS_TABLE", value_name = "TABLE:COLUMN")]
+    pub migrations_table: Option<String>,
+
+    /// Restore into a server older than the backup's source.
+    #[arg(long)]
+    pub allow_downgrade: bool,
+
+    /// Parallel pg_restore jobs (Strategy A) [default: the number of CPUs].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<u32>,
+
+    /// Restore ownership (pg_restore without --no-owner).
+    #[arg(long)]
+    pub with_owner: bool,
+
+    /// Restore privileges (pg_restore without --no-acl).
+    #[arg(long)]
+    pub with_acl: bool,
+
+    /// SQL that must return true after the restore, e.g. "SELECT count(*) > 0 FROM tickets".
+    #[arg(long = "smoke-sql", value_name = "SQL")]
+    pub smoke_sql: Vec<String>,
+
+    /// Where the archive is downloaded and decompressed [default: the system temp directory].
+    #[arg(long, env = "PGSAFE_WORK_DIR", value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// Directory holding pg_restore and pg_dump.
+    #[arg(long, env = "PGSAFE_PG_BIN_DIR", value_name = "DIR")]
+    pub pg_bin_dir: Option<PathBuf>,
+
+    /// Database pgsafe connects to for CREATE/ALTER/DROP DATABASE.
+    #[arg(long, default_value = "postgres", value_name = "NAME")]
+    pub maintenance_db: String,
+
+    /// Local audit log [default: $XDG_STATE_HOME/pgsafe/audit.log].
+    #[arg(long, env = "PGSAFE_AUDIT_LOG", value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    /// The database to check (libpq URL).
+    #[arg(
+        long,
+        env = "PGSAFE_TARGET_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub target: String,
+
+    /// Backup ID, or `latest` (with --database).
+    #[arg(long, value_name = "ID")]
+    pub backup: String,
+
+    /// Database whose newest complete backup `latest` means.
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
+
+    /// SQL that must return true.
+    #[arg(long = "smoke-sql", value_name = "SQL")]
+    pub smoke_sql: Vec<String>,
+
+    #[arg(long, env = "PGSAFE_WORK_DIR", value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    #[arg(long, env = "PGSAFE_PG_BIN_DIR", value_name = "DIR")]
+    pub pg_bin_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    /// Backup ID, or `latest` (with --database).
+    pub id: String,
+
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
+
+    /// The file to write (must not exist).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+
+    #[arg(long, env = "PGSAFE_PG_BIN_DIR", value_name = "DIR")]
+    pub pg_bin_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    /// Only records about this database.
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
 }
 
 /// Where backups live.
@@ -121,6 +317,11 @@ pub struct BackupArgs {
     /// Parts uploaded concurrently.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub parts_in_flight: usize,
+
+    /// A migration table beyond the well-known ones, recorded in the manifest: table:column or
+    /// schema.table:column.
+    #[arg(long, env = "PGSAFE_MIGRATIONS_TABLE", value_name = "TABLE:COLUMN")]
+    pub migrations_table: Option<String>,
 }
 
 #[derive(Debug, Args)]

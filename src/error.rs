@@ -75,6 +75,18 @@ impl Error {
         Self::new(Kind::Corrupt, message)
     }
 
+    /// A safety interlock said no; nothing was changed.
+    pub fn refused(interlock: &str, message: impl std::fmt::Display) -> Self {
+        Self::new(
+            Kind::Refused,
+            format!("refused by the {interlock} interlock: {message}"),
+        )
+    }
+
+    pub fn integrity(message: impl Into<String>) -> Self {
+        Self::new(Kind::Integrity, message)
+    }
+
     pub fn interrupted() -> Self {
         Self::new(Kind::Interrupted, "interrupted by a signal")
     }

@@ -13,5 +13,6 @@ pub mod output;
 pub mod pg;
 pub mod pipeline;
 pub mod process;
+pub mod restore;
 pub mod signal;
 pub mod storage;

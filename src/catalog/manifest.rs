@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::pg::migrations::MigrationState;
 use crate::pg::session::{Extension, TableRows};
 use crate::pipeline::{Checksum, Compression};
 
@@ -30,6 +31,9 @@ pub struct Manifest {
     pub extensions: Vec<Extension>,
     /// Row counts taken in the dump's own snapshot.
     pub tables: Vec<TableRows>,
+    /// The newest entry of each schema migration table, in the same snapshot.
+    #[serde(default)]
+    pub migrations: Vec<MigrationState>,
     /// Where the backup came from, password redacted.
     pub source: String,
 }

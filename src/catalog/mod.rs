@@ -1,6 +1,7 @@
 //! What the repository holds: backups (objects with a manifest) and what failed runs left.
 //! Only manifests make backups; nothing is ever inferred from an object name or date alone.
 
+pub mod audit;
 pub mod id;
 pub mod manifest;
 
@@ -14,6 +15,9 @@ pub use manifest::Manifest;
 
 use crate::error::Error;
 use crate::storage::Storage;
+
+/// The tag of the safety backup a restore takes of its target first.
+pub const PRE_RESTORE_TAG: &str = "pre-restore";
 
 /// Something in the repository that is not a backup.
 #[derive(Debug, Clone, Serialize)]
@@ -103,14 +107,19 @@ pub async fn resolve(storage: &dyn Storage, id: &str, database: Option<&str>) ->
                 .into());
         };
         let listing = list(storage, Some(db), false).await?;
-        return listing.backups.into_iter().next_back().ok_or_else(|| {
-            Error::corrupt(format!(
-                "no complete backup of database {db:?} in {}",
-                storage.describe()
-            ))
-            .hint("`pgsafe list` shows the backups the repository holds")
-            .into()
-        });
+        // Safety backups taken before a restore are not what `latest` means.
+        return listing
+            .backups
+            .into_iter()
+            .rfind(|m| m.tag.as_deref() != Some(PRE_RESTORE_TAG))
+            .ok_or_else(|| {
+                Error::corrupt(format!(
+                    "no complete backup of database {db:?} in {}",
+                    storage.describe()
+                ))
+                .hint("`pgsafe list` shows the backups the repository holds")
+                .into()
+            });
     }
     let listing = list(storage, database, false).await?;
     if let Some(m) = listing.backups.into_iter().find(|m| m.backup_id == id) {

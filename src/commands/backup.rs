@@ -25,6 +25,7 @@ use crate::cli::{BackupArgs, CompressionArg};
 use crate::error::Error;
 use crate::output::{self, Progress};
 use crate::pg::dump::{self, DumpOptions};
+use crate::pg::migrations::MigrationState;
 use crate::pg::session::{self, TableRows};
 use crate::pg::{tools, ConnInfo, PgTool};
 use crate::pipeline::{self, parts, Algorithm, Compression, Counters, StreamSummary};
@@ -55,6 +56,7 @@ pub struct Summary<'a> {
 }
 
 pub(crate) struct Settings {
+    pub migrations_table: Option<String>,
     pub compression: Compression,
     pub first_part: u64,
     pub in_flight: usize,
@@ -83,7 +85,11 @@ fn settings(args: &BackupArgs) -> Result<Settings, Error> {
     if args.parts_in_flight == 0 || args.parts_in_flight > 64 {
         return Err(Error::usage("--parts-in-flight must be 1 to 64"));
     }
+    if let Some(spec) = &args.migrations_table {
+        crate::pg::migrations::parse_custom(spec)?;
+    }
     Ok(Settings {
+        migrations_table: args.migrations_table.clone(),
         compression,
         first_part,
         in_flight: args.parts_in_flight,
@@ -234,7 +240,7 @@ pub(crate) async fn backup(
     )
     .await;
     drop(progress);
-    let (summary, tables) = match streamed {
+    let (summary, (tables, migrations)) = match streamed {
         Ok(done) if !cancel.is_cancelled() => done,
         outcome => {
             abort(upload, &keys.object).await;
@@ -283,6 +289,7 @@ pub(crate) async fn backup(
         archive: summary.raw.clone(),
         extensions: db.extensions.clone(),
         tables,
+        migrations,
         source: conn.redacted(),
     };
     if cancel.is_cancelled() {
@@ -331,7 +338,7 @@ async fn stream_dump(
     client: &tokio_postgres::Client,
     counters: Arc<Counters>,
     cancel: &CancellationToken,
-) -> Result<(StreamSummary, Vec<TableRows>)> {
+) -> Result<(StreamSummary, (Vec<TableRows>, Vec<MigrationState>))> {
     let mut child = dump::spawn(pg_dump, conn, &settings.dump)?;
     let stdout = child.take_stdout().expect("pg_dump stdout is piped");
     let killer = child.killer();
@@ -366,7 +373,12 @@ async fn stream_dump(
                     .await
                     .context("the backup pipeline thread failed")?
             },
-            session::table_row_counts(client),
+            async {
+                let tables = session::table_row_counts(client).await?;
+                let custom = settings.migrations_table.as_deref();
+                let migrations = crate::pg::migrations::read(client, custom).await?;
+                Ok::<_, anyhow::Error>((tables, migrations))
+            },
         )?;
         Ok::<_, anyhow::Error>((summary, tables))
     };

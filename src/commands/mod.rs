@@ -1,7 +1,11 @@
 //! One module per subcommand; each orchestrates the library pieces and prints results on stdout.
 
+pub mod audit;
 pub mod backup;
+pub mod check;
+pub mod download;
 pub mod list;
+pub mod restore;
 pub mod show;
 
 use std::sync::Arc;
@@ -30,6 +34,10 @@ pub async fn run(cli: Cli, cancel: CancellationToken) -> Result<()> {
         Command::Backup(args) => backup::run(args, ctx, cancel).await,
         Command::List(args) => stop_on_signal(list::run(args, ctx), &cancel).await,
         Command::Show(args) => stop_on_signal(show::run(args, ctx), &cancel).await,
+        Command::Restore(args) => restore::run(args, ctx, cancel).await,
+        Command::Check(args) => check::run(args, ctx, cancel).await,
+        Command::Download(args) => download::run(args, ctx, cancel).await,
+        Command::Audit(args) => stop_on_signal(audit::run(args, ctx), &cancel).await,
     }
 }
 

@@ -76,18 +76,18 @@ impl Compression {
     }
 }
 
-/// A compressing writer that hands its inner writer back when the stream is finished.
-pub trait Encoder<W>: Write {
+/// A writer that (de)compresses a stream and hands its inner writer back when it is finished.
+pub trait Transform<W>: Write {
     fn finish(self: Box<Self>) -> io::Result<W>;
 }
 
-impl<W: Write> Encoder<W> for zstd::stream::write::Encoder<'static, W> {
+impl<W: Write> Transform<W> for zstd::stream::write::Encoder<'static, W> {
     fn finish(self: Box<Self>) -> io::Result<W> {
         (*self).finish()
     }
 }
 
-impl<W: Write> Encoder<W> for flate2::write::GzEncoder<W> {
+impl<W: Write> Transform<W> for flate2::write::GzEncoder<W> {
     fn finish(self: Box<Self>) -> io::Result<W> {
         (*self).finish()
     }
@@ -104,13 +104,13 @@ impl<W: Write> Write for Identity<W> {
     }
 }
 
-impl<W: Write> Encoder<W> for Identity<W> {
+impl<W: Write> Transform<W> for Identity<W> {
     fn finish(self: Box<Self>) -> io::Result<W> {
         Ok(self.0)
     }
 }
 
-pub fn encoder<W: Write + 'static>(c: &Compression, inner: W) -> io::Result<Box<dyn Encoder<W>>> {
+pub fn encoder<W: Write + 'static>(c: &Compression, inner: W) -> io::Result<Box<dyn Transform<W>>> {
     Ok(match c.algorithm {
         Algorithm::Zstd => {
             let mut e = zstd::stream::write::Encoder::new(inner, c.level)?;
@@ -127,6 +127,42 @@ pub fn encoder<W: Write + 'static>(c: &Compression, inner: W) -> io::Result<Box<
     })
 }
 
+struct ZstdDecoder<W: Write>(zstd::stream::write::Decoder<'static, W>);
+
+impl<W: Write> Write for ZstdDecoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: Write> Transform<W> for ZstdDecoder<W> {
+    fn finish(mut self: Box<Self>) -> io::Result<W> {
+        self.0.flush()?;
+        Ok(self.0.into_inner())
+    }
+}
+
+impl<W: Write> Transform<W> for flate2::write::MultiGzDecoder<W> {
+    fn finish(self: Box<Self>) -> io::Result<W> {
+        (*self).finish()
+    }
+}
+
+/// A writer that decompresses what is written into `inner` (push-style, for downloads).
+pub fn decoder_writer<W: Write + 'static>(
+    algorithm: Algorithm,
+    inner: W,
+) -> io::Result<Box<dyn Transform<W>>> {
+    Ok(match algorithm {
+        Algorithm::Zstd => Box::new(ZstdDecoder(zstd::stream::write::Decoder::new(inner)?)),
+        Algorithm::Gzip => Box::new(flate2::write::MultiGzDecoder::new(inner)),
+        Algorithm::None => Box::new(Identity(inner)),
+    })
+}
+
 /// A reader that decompresses `inner`.
 pub fn decoder<'a, R: Read + 'a>(algorithm: Algorithm, inner: R) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match algorithm {
@@ -139,6 +175,24 @@ pub fn decoder<'a, R: Read + 'a>(algorithm: Algorithm, inner: R) -> io::Result<B
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_decoders_invert_the_encoders() {
+        let data: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        for algorithm in [Algorithm::Zstd, Algorithm::Gzip, Algorithm::None] {
+            let c = Compression::new(algorithm, None, Some(0)).unwrap();
+            let mut e = encoder(&c, Vec::new()).unwrap();
+            e.write_all(&data).unwrap();
+            let packed = e.finish().unwrap();
+            let mut d = decoder_writer(algorithm, Vec::new()).unwrap();
+            for chunk in packed.chunks(777) {
+                d.write_all(chunk).unwrap();
+            }
+            assert_eq!(d.finish().unwrap(), data, "{algorithm:?}");
+        }
+    }
 
     #[test]
     fn levels_are_checked() {

@@ -17,6 +17,7 @@ use super::{check_key, IncompleteUpload, ObjectInfo, Storage, Upload};
 use crate::error::Error;
 
 const PARTIAL: &str = ".partial-";
+const DOWNLOAD_CHUNK: usize = 1024 * 1024;
 
 pub struct LocalStorage {
     root: PathBuf,
@@ -147,6 +148,29 @@ impl Storage for LocalStorage {
             Ok(data) => Ok(Some(data.into())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
+        }
+    }
+
+    async fn download(&self, key: &str, sink: tokio::sync::mpsc::Sender<Bytes>) -> Result<bool> {
+        use tokio::io::AsyncReadExt;
+        let path = self.path(key)?;
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e).with_context(|| format!("could not read {}", path.display())),
+        };
+        loop {
+            let mut buf = bytes::BytesMut::with_capacity(DOWNLOAD_CHUNK);
+            let n = file
+                .read_buf(&mut buf)
+                .await
+                .with_context(|| format!("could not read {}", path.display()))?;
+            if n == 0 {
+                return Ok(true);
+            }
+            if sink.send(buf.freeze()).await.is_err() {
+                return Ok(true);
+            }
         }
     }
 

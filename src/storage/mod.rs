@@ -44,6 +44,8 @@ pub trait Storage: Send + Sync {
     async fn put(&self, key: &str, data: Bytes) -> Result<()>;
     /// Reads a whole small object; `Ok(None)` when it does not exist.
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
+    /// Streams an object into `sink` in chunks; `Ok(false)` when it does not exist.
+    async fn download(&self, key: &str, sink: tokio::sync::mpsc::Sender<Bytes>) -> Result<bool>;
     /// Objects under a key prefix, in key order.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
     async fn delete(&self, key: &str) -> Result<()>;

@@ -233,6 +233,37 @@ impl Storage for S3Storage {
         Ok(Some(body.into_bytes()))
     }
 
+    async fn download(&self, key: &str, sink: tokio::sync::mpsc::Sender<Bytes>) -> Result<bool> {
+        let full = self.full_key(key)?;
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(false),
+            Err(e) => return Err(s3_error("GetObject", &self.target(key), &e).into()),
+        };
+        let mut body = out.body;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                Error::failed(format!(
+                    "S3 GetObject failed for {} while reading: {}",
+                    self.target(key),
+                    error_chain(&e)
+                ))
+                .hint("the connection to the S3 endpoint broke; run the command again")
+            })?;
+            if sink.send(chunk).await.is_err() {
+                break;
+            }
+        }
+        Ok(true)
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let full = format!("{}{}", self.prefix, prefix);
         let mut pages = self

@@ -513,6 +513,14 @@ pub struct TableLock {
 
 impl TableLock {
     pub fn new(db: &str, table: &str) -> TableLock {
+        Self::hold(
+            db,
+            &format!("BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"),
+        )
+    }
+
+    /// A session that ran `sql` and stays connected until dropped.
+    pub fn hold(db: &str, sql: &str) -> TableLock {
         use std::io::{BufRead, Write};
         let mut child = Command::new(pg_tool("psql"))
             .args([
@@ -534,17 +542,19 @@ impl TableLock {
             .spawn()
             .unwrap();
         let stdin = child.stdin.as_mut().unwrap();
-        writeln!(
-            stdin,
-            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT 'locked';"
-        )
-        .unwrap();
+        writeln!(stdin, "{sql}; SELECT 'locked';").unwrap();
         stdin.flush().unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "locked");
+        let mut reader = std::io::BufReader::new(child.stdout.as_mut().unwrap());
+        loop {
+            let mut line = String::new();
+            assert!(
+                reader.read_line(&mut line).unwrap() > 0,
+                "the session failed: {sql}"
+            );
+            if line.trim() == "locked" {
+                break;
+            }
+        }
         TableLock { child }
     }
 }
@@ -553,7 +563,7 @@ impl Drop for TableLock {
     fn drop(&mut self) {
         use std::io::Write;
         if let Some(stdin) = self.child.stdin.as_mut() {
-            let _ = writeln!(stdin, "ROLLBACK;");
+            let _ = writeln!(stdin, "ROLLBACK; SELECT pg_advisory_unlock_all();");
             let _ = writeln!(stdin, "\\q");
         }
         drop(self.child.stdin.take());
@@ -598,4 +608,101 @@ pub fn tls_url(db: &str, params: &str) -> String {
 
 pub fn test_ca() -> String {
     var("PGSAFE_TEST_PG_CA")
+}
+
+/// `pg_dump --schema-only` of a database, for comparing two databases' schemas.
+pub fn schema_of(db: &str) -> String {
+    let out = Command::new(pg_tool("pg_dump"))
+        .args([
+            "--schema-only",
+            "--no-owner",
+            "--no-acl",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-p",
+            &env().pg_port,
+            "-d",
+            db,
+        ])
+        .env("PGPASSWORD", &env().pg_password)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pg_dump --schema-only: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // pg_dump 15.14+ brackets scripts with \restrict <random key>: not part of the schema.
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Asserts two database states are equal, showing the first differing line only.
+pub fn assert_same_state(
+    actual: &(String, Vec<(String, String)>),
+    expected: &(String, Vec<(String, String)>),
+    what: &str,
+) {
+    if actual.0 != expected.0 {
+        let diff = actual
+            .0
+            .lines()
+            .zip(expected.0.lines())
+            .find(|(a, b)| a != b)
+            .map(|(a, b)| format!("got {a:?}, expected {b:?}"))
+            .unwrap_or_else(|| "different lengths".into());
+        panic!("{what}: schemas differ: {diff}");
+    }
+    assert_eq!(actual.1, expected.1, "{what}: table contents differ");
+}
+
+/// Every table's ordered contents, hashed: equal hashes mean equal data.
+pub fn contents_of(db: &str) -> Vec<(String, String)> {
+    let tables = psql(
+        db,
+        "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables ORDER BY schemaname, relname",
+    );
+    tables
+        .lines()
+        .map(|t| {
+            let h = psql(db, &format!("SELECT coalesce(md5(string_agg(x::text, E'\\n' ORDER BY x::text)), 'empty') FROM {t} x"));
+            (t.to_string(), h)
+        })
+        .collect()
+}
+
+/// Schema and contents together: the state a restore must reproduce exactly.
+pub fn state_of(db: &str) -> (String, Vec<(String, String)>) {
+    (schema_of(db), contents_of(db))
+}
+
+pub fn database_exists(db: &str) -> bool {
+    psql(
+        "postgres",
+        &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'"),
+    ) == "1"
+}
+
+/// Databases whose name starts with `prefix`.
+pub fn databases_like(prefix: &str) -> Vec<String> {
+    let out = psql(
+        "postgres",
+        &format!(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, '{prefix}') ORDER BY 1"
+        ),
+    );
+    out.lines().map(str::to_string).collect()
+}
+
+pub fn drop_db(db: &str) {
+    psql(
+        "postgres",
+        &format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"),
+    );
 }

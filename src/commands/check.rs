@@ -1,0 +1,60 @@
+//! `pgsafe check`: the integrity check of a database against a backup, on its own.
+
+use anyhow::Result;
+use tokio_util::sync::CancellationToken;
+
+use super::{open_repo, print_json, Ctx};
+use crate::catalog;
+use crate::cli::CheckArgs;
+use crate::error::Error;
+use crate::pg::{session, tools, ConnInfo};
+use crate::restore::{fetch, integrity};
+
+pub async fn run(args: CheckArgs, ctx: Ctx, cancel: CancellationToken) -> Result<()> {
+    let target = ConnInfo::resolve(Some(&args.target), &|k| std::env::var(k).ok())?;
+    let storage = open_repo(&args.repo).await?;
+    let manifest =
+        catalog::resolve(storage.as_ref(), &args.backup, args.database.as_deref()).await?;
+    let pg_restore = tools::find(
+        "pg_restore",
+        args.pg_bin_dir.as_deref(),
+        manifest.server.version_num as u32 / 10000,
+    )?;
+    let work = fetch::WorkDir::create(
+        &args.work_dir.clone().unwrap_or_else(std::env::temp_dir),
+        "check",
+    )?;
+    let fetched = fetch::fetch(
+        storage.as_ref(),
+        &manifest,
+        &pg_restore,
+        work.path(),
+        &cancel,
+    )
+    .await?;
+    let client = session::connect(&target).await?;
+    let report = integrity::run(
+        &client,
+        target.dbname(),
+        &manifest,
+        &fetched.toc,
+        &args.smoke_sql,
+    )
+    .await?;
+    if ctx.json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "integrity of {} against backup {}:",
+            target.redacted(),
+            manifest.backup_id
+        );
+        print!("{}", report.table());
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        let failed: Vec<&str> = report.failures().map(|c| c.check.as_str()).collect();
+        Err(Error::integrity(format!("the integrity check failed: {}", failed.join(", "))).into())
+    }
+}

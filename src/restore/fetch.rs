@@ -1,0 +1,232 @@
+//! Fetching a backup before anything destructive: download into a work directory, recompute
+//! both SHA-256s on the way (stored object and decompressed archive), then make pg_restore read
+//! the table of contents. Any mismatch is a corrupt backup (exit 5) and nothing is kept.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use super::toc::{self, Entry};
+use crate::catalog::Manifest;
+use crate::error::Error;
+use crate::pg::PgTool;
+use crate::pipeline::compress::decoder_writer;
+use crate::pipeline::{Checksum, Digest};
+use crate::storage::Storage;
+
+/// Room kept free beside the archive, for pg_restore's and the system's needs.
+const SPARE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A directory of pgsafe's own under `--work-dir`, removed with everything in it when dropped.
+pub struct WorkDir {
+    path: PathBuf,
+}
+
+impl WorkDir {
+    pub fn create(base: &Path, label: &str) -> Result<WorkDir> {
+        std::fs::create_dir_all(base).map_err(|e| {
+            Error::failed(format!(
+                "cannot create the work directory {}: {e}",
+                base.display()
+            ))
+            .hint("pick a writable --work-dir")
+        })?;
+        let path = base.join(format!("pgsafe-{label}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(WorkDir { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A verified archive on local disk.
+pub struct Fetched {
+    pub archive: PathBuf,
+    pub toc: Vec<Entry>,
+}
+
+/// Bytes free for an unprivileged writer in the file system holding `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some(st.blocks_available() as u64 * st.fragment_size() as u64)
+}
+
+struct HashingFile {
+    file: BufWriter<File>,
+    digest: Digest,
+}
+
+impl Write for HashingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.digest.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// What the download thread saw: both checksums, and a decompression error if any.
+struct Received {
+    stored: Checksum,
+    raw: Option<Checksum>,
+    decode_error: Option<io::Error>,
+}
+
+fn receive(mut rx: mpsc::Receiver<Bytes>, manifest: &Manifest, out: File) -> io::Result<Received> {
+    let sink = HashingFile {
+        file: BufWriter::with_capacity(1024 * 1024, out),
+        digest: Digest::new(),
+    };
+    let mut decoder = Some(decoder_writer(manifest.object.compression.algorithm, sink)?);
+    let mut stored = Digest::new();
+    let mut decode_error = None;
+    while let Some(chunk) = rx.blocking_recv() {
+        stored.update(&chunk);
+        if let Some(d) = decoder.as_mut() {
+            if let Err(e) = d.write_all(&chunk) {
+                // Keep hashing: a checksum mismatch explains a corrupt object better.
+                decode_error = Some(e);
+                decoder = None;
+            }
+        }
+    }
+    let raw = match decoder.map(|d| d.finish()) {
+        Some(Ok(mut sink)) => {
+            sink.flush()?;
+            Some(sink.digest.finish())
+        }
+        Some(Err(e)) => {
+            decode_error = Some(e);
+            None
+        }
+        None => None,
+    };
+    Ok(Received {
+        stored: stored.finish(),
+        raw,
+        decode_error,
+    })
+}
+
+/// Downloads, verifies and decompresses the backup into `dir`, then reads its table of contents.
+pub async fn fetch(
+    storage: &dyn Storage,
+    manifest: &Manifest,
+    pg_restore: &PgTool,
+    dir: &Path,
+    cancel: &CancellationToken,
+) -> Result<Fetched> {
+    let needed = manifest.archive.bytes + SPARE_BYTES;
+    if let Some(free) = free_bytes(dir) {
+        if free < needed {
+            return Err(Error::failed(format!(
+                "not enough space in {}: the archive needs {}, {} are free",
+                dir.display(),
+                crate::output::bytes(needed),
+                crate::output::bytes(free)
+            ))
+            .hint("point --work-dir at a file system with more free space")
+            .into());
+        }
+    }
+    let archive = dir.join(format!("{}.dump", manifest.backup_id));
+    let out =
+        File::create(&archive).with_context(|| format!("cannot create {}", archive.display()))?;
+    info!(
+        "downloading {} ({}) into {}",
+        manifest.object.key,
+        crate::output::bytes(manifest.object.bytes),
+        dir.display()
+    );
+    let (tx, rx) = mpsc::channel::<Bytes>(8);
+    let receiver = {
+        let m = manifest.clone();
+        tokio::task::spawn_blocking(move || receive(rx, &m, out))
+    };
+    let download = storage.download(&manifest.object.key, tx);
+    let found = tokio::select! {
+        r = download => r?,
+        _ = cancel.cancelled() => return Err(Error::interrupted().into()),
+    };
+    let received = receiver.await.context("the download thread failed")??;
+    if !found {
+        return Err(Error::corrupt(format!(
+            "the archive {} named by manifest {} is missing",
+            manifest.object.key, manifest.backup_id
+        ))
+        .hint("the backup cannot be restored; pick another with `pgsafe list`")
+        .into());
+    }
+    if received.stored.sha256 != manifest.object.sha256
+        || received.stored.bytes != manifest.object.bytes
+    {
+        return Err(Error::corrupt(format!(
+            "checksum mismatch for {}: the manifest says {} bytes with SHA-256 {}, the repository \
+             returned {} bytes with SHA-256 {}",
+            manifest.object.key,
+            manifest.object.bytes,
+            manifest.object.sha256,
+            received.stored.bytes,
+            received.stored.sha256
+        ))
+        .hint("the stored object is corrupt or truncated; pick another backup with `pgsafe list`")
+        .into());
+    }
+    let raw_ok = received
+        .raw
+        .as_ref()
+        .is_some_and(|r| r.sha256 == manifest.archive.sha256 && r.bytes == manifest.archive.bytes);
+    if !raw_ok {
+        let why = match received.decode_error {
+            Some(e) => format!("it cannot be decompressed: {e}"),
+            None => "the decompressed archive does not match the manifest's SHA-256".to_string(),
+        };
+        return Err(
+            Error::corrupt(format!("backup {} is corrupt: {why}", manifest.backup_id)).into(),
+        );
+    }
+    let listing = list(pg_restore, &archive).await?;
+    let toc = toc::parse(&listing);
+    info!(
+        "archive verified: SHA-256 {} matches, pg_restore reads {} entries",
+        manifest.object.sha256,
+        toc.len()
+    );
+    Ok(Fetched { archive, toc })
+}
+
+/// `pg_restore --list`: fails when pg_restore cannot read the archive.
+pub async fn list(pg_restore: &PgTool, archive: &Path) -> Result<String> {
+    let out = tokio::process::Command::new(&pg_restore.path)
+        .arg("--list")
+        .arg(archive)
+        .output()
+        .await
+        .with_context(|| format!("could not run {}", pg_restore.path.display()))?;
+    if !out.status.success() {
+        return Err(Error::corrupt(format!(
+            "pg_restore {} cannot read the archive: {}",
+            pg_restore.version,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+        .hint("a pg_restore at least as new as the pg_dump that made the backup is needed (--pg-bin-dir)")
+        .into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
