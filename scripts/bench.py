@@ -44,8 +44,11 @@ def ensure_database(db, scale):
     psql(db, "VACUUM ANALYZE")
 
 
-def measure(shell, env):
-    """Runs a shell command under GNU time; returns wall, cpu, peak RSS (MiB)."""
+def measure(shell, env, setup=None):
+    """Runs a shell command under GNU time; returns wall, cpu, peak RSS (MiB). `setup` runs
+    first, untimed."""
+    if setup:
+        subprocess.run(["sh", "-c", setup], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with tempfile.NamedTemporaryFile("r") as out:
         start = time.monotonic()
         subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", out.name, "sh", "-c", shell],
@@ -53,6 +56,38 @@ def measure(shell, env):
         wall = time.monotonic() - start
         user, sys_, rss_kib = out.read().split()[-3:]
     return wall, float(user) + float(sys_), int(rss_kib) / 1024
+
+
+def run_rounds(commands, runs, env, s3_root, bucket, setup=None):
+    results = {name: [] for name, _, _ in commands}
+    sizes = {}
+    for r in range(runs):
+        for name, shell, size in commands:
+            if "backup -> s3s-fs" in name:
+                shutil.rmtree(os.path.join(s3_root, bucket, "bench"), ignore_errors=True)
+            results[name].append(measure(shell, env, setup))
+            sizes[name] = size()
+            print(f"run {r + 1}/{runs}: {name}: {results[name][-1][0]:.1f}s", file=sys.stderr)
+    return results, sizes
+
+
+def report(commands, results, sizes, baseline):
+    base = statistics.median(w for w, _, _ in results[baseline])
+    header = f"| {'command':38} | wall s | vs baseline | CPU s | peak RSS MiB | stored MiB |"
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    table = []
+    for name, _, _ in commands:
+        wall = statistics.median(w for w, _, _ in results[name])
+        cpu = statistics.median(c for _, c, _ in results[name])
+        rss = max(m for _, _, m in results[name])
+        stored = sizes[name] / 2**20
+        table.append({"command": name, "wall_s": wall, "ratio": wall / base, "cpu_s": cpu,
+                      "peak_rss_mib": rss, "stored_mib": stored})
+        stored_text = f"{stored:10.1f}" if sizes[name] else f"{'-':>10}"
+        shown = name.replace("|", "\\|")
+        print(f"| {shown:38} | {wall:6.1f} | {wall / base:10.2f}x | {cpu:5.1f} | {rss:12.1f} | {stored_text} |")
+    return table
 
 
 def main():
@@ -96,36 +131,33 @@ def main():
          f"{PGSAFE} backup --repo s3://{bucket}/bench",
          lambda: stored_size_of_last(os.path.join(s3_root, bucket, "bench"))),
     ]
-    results = {name: [] for name, _, _ in commands}
-    sizes = {}
-    for r in range(args.runs):
-        for name, shell, size in commands:
-            if "s3s-fs" in name:
-                shutil.rmtree(os.path.join(s3_root, bucket, "bench"), ignore_errors=True)
-            results[name].append(measure(shell, env))
-            sizes[name] = size()
-            print(f"run {r + 1}/{args.runs}: {name}: {results[name][-1][0]:.1f}s", file=sys.stderr)
-
-    base = statistics.median(w for w, _, _ in results["pg_dump -Fc > file"])
+    results, sizes = run_rounds(commands, args.runs, env, s3_root, bucket)
     raw = int(subprocess.run(f"{PGBIN}/pg_dump -Fc -Z0 | wc -c", shell=True, env=env, check=True,
                              capture_output=True, text=True).stdout)
     print(f"\ndatabase {db}: {db_size / 2**20:.0f} MiB on disk, {raw / 2**20:.0f} MiB uncompressed archive; "
           f"{args.runs} runs each, medians")
     print(f"machine: {os.cpu_count()} CPUs, {os.uname().release}\n")
-    header = f"| {'command':38} | wall s | vs pg_dump -Fc | CPU s | peak RSS MiB | stored MiB |"
-    print(header)
-    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
-    table = []
-    for name, _, _ in commands:
-        wall = statistics.median(w for w, _, _ in results[name])
-        cpu = statistics.median(c for _, c, _ in results[name])
-        rss = max(m for _, _, m in results[name])
-        stored = sizes[name] / 2**20
-        table.append({"command": name, "wall_s": wall, "ratio": wall / base, "cpu_s": cpu,
-                      "peak_rss_mib": rss, "stored_mib": stored})
-        stored_text = f"{stored:10.1f}" if sizes[name] else f"{'-':>10}"
-        shown = name.replace("|", "\\|")
-        print(f"| {shown:38} | {wall:6.1f} | {wall / base:13.2f}x | {cpu:5.1f} | {rss:12.1f} | {stored_text} |")
+    print("backup")
+    table = report(commands, results, sizes, "pg_dump -Fc > file")
+
+    # Restores into a new database, from what the backup rounds left: fc.dump, the local
+    # repository and the s3s-fs repository. The target is dropped before each run, untimed.
+    target = f"{db}_restored"
+    url = f"postgresql://postgres@127.0.0.1:{PORT}/{target}"
+    drop = f"{PGBIN}/dropdb --if-exists --force {target}"
+    common = (f"--target {url} --confirm {target} --reason benchmark --no-safety-backup "
+              f"--database {db} --audit-log {work}/audit.log")
+    restores = [
+        ("pg_restore -j 2 from a local file",
+         f"{PGBIN}/createdb {target} && {PGBIN}/pg_restore -j 2 --no-owner --no-acl -d {target} {work}/fc.dump",
+         lambda: 0),
+        ("pgsafe restore (A) from local dir", f"{PGSAFE} restore latest --repo {work}/repo {common}", lambda: 0),
+        ("pgsafe restore (A) from s3s-fs", f"{PGSAFE} restore latest --repo s3://{bucket}/bench {common}", lambda: 0),
+    ]
+    r_results, r_sizes = run_rounds(restores, args.runs, env, s3_root, bucket, setup=drop)
+    subprocess.run(["sh", "-c", drop], env=env, check=True)
+    print("\nrestore (download, verify, restore and integrity check included for pgsafe)")
+    table += report(restores, r_results, r_sizes, "pg_restore -j 2 from a local file")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"database": db, "db_bytes": db_size, "runs": args.runs, "results": table}, f, indent=2)

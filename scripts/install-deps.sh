@@ -24,12 +24,14 @@ if [ ! -x /usr/lib/postgresql/15/bin/pg_dump ] || [ ! -x /usr/lib/postgresql/15/
 fi
 # The package starts a cluster of its own on 5432; pgsafe's tests use throwaway clusters instead.
 
-for tool in python3 zstd; do
+# python3: free ports and the benchmark; zstd: by hand checks; openssl: the test CA of env.sh;
+# GNU time: the benchmark's CPU and RSS figures.
+for tool in python3 zstd openssl /usr/bin/time; do
   if ! command -v "$tool" >/dev/null; then
     log "installing $tool"
     case "$tool" in
-      python3) apt_install python3 ;;
-      zstd) apt_install zstd ;;
+      /usr/bin/time) apt_install time ;;
+      *) apt_install "$tool" ;;
     esac
   fi
 done

@@ -593,3 +593,43 @@ fn dry_run_changes_nothing_and_audit_records_everything() {
     }
     drop_db(&db);
 }
+
+/// The same refusal when the object is damaged inside S3 (s3s-fs and Garage).
+#[test]
+fn a_flipped_byte_in_s3_is_refused_on_each_server() {
+    let db = fixture_db("rs3corrupt");
+    let before = state_of(&db);
+    for target in s3_targets() {
+        let repo = Repo::s3(&target);
+        let out = run(repo
+            .cmd()
+            .args(["--json", "backup"])
+            .env("DATABASE_URL", db_url(&db)));
+        out.assert_code(0);
+        let summary = out.json();
+        let id = summary["backup_id"].as_str().unwrap();
+        let prefix = repo
+            .url
+            .trim_start_matches(&format!("s3://{}/", target.bucket))
+            .to_string();
+        let key = format!("{prefix}/{}", summary["object_key"].as_str().unwrap());
+        let mut data = target.get(&key);
+        data[100] ^= 0x80;
+        target.put(&key, data);
+        let out = repo.restore(id, &db, &[]);
+        out.assert_code(5);
+        assert!(
+            out.stderr.contains("checksum mismatch"),
+            "{}: {}",
+            target.name,
+            out.stderr
+        );
+        assert_same_state(&state_of(&db), &before, target.name);
+        let out = run(repo
+            .cmd()
+            .args(["download", id, "-o", "/tmp/pgsafe-should-not-exist.dump"]));
+        out.assert_code(5);
+        assert!(!std::path::Path::new("/tmp/pgsafe-should-not-exist.dump").exists());
+    }
+    drop_db(&db);
+}

@@ -210,27 +210,16 @@ impl Storage for S3Storage {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let full = self.full_key(key)?;
-        let out = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(None),
-            Err(e) => return Err(s3_error("GetObject", &self.target(key), &e).into()),
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let collect = async {
+            let mut data = bytes::BytesMut::new();
+            while let Some(chunk) = rx.recv().await {
+                data.extend_from_slice(&chunk);
+            }
+            data.freeze()
         };
-        let body = out.body.collect().await.map_err(|e| {
-            Error::failed(format!(
-                "S3 GetObject failed for {}: {}",
-                self.target(key),
-                error_chain(&e)
-            ))
-        })?;
-        Ok(Some(body.into_bytes()))
+        let (found, data) = tokio::join!(self.download(key, tx), collect);
+        Ok(found?.then_some(data))
     }
 
     async fn download(&self, key: &str, sink: tokio::sync::mpsc::Sender<Bytes>) -> Result<bool> {
