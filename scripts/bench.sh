@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Backup benchmark (see docs/benchmarks.md): builds pgsafe in release mode, starts the embedded
-# environment (PostgreSQL + s3s-fs), generates the database once, and compares pgsafe with
-# pg_dump and shell pipelines.  Usage: scripts/bench.sh [--scale 750] [--runs 3] [--json FILE]
+# The benchmark (see docs/benchmarks.md): builds pgsafe in release mode, starts the embedded
+# environment (PostgreSQL + s3s-fs) unless it runs, generates the databases once, and compares
+# pgsafe's backup and restore with pg_dump/pg_restore, awscli pipelines and restic.
+# Usage: scripts/bench.sh [--scale 750] [--scaling-scale 2250] [--runs 3] [--tuned FLAGS]
+#                         [--json FILE] [--smoke]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$HOME/.cargo/bin:$PATH"

@@ -36,6 +36,16 @@ for tool in python3 zstd openssl /usr/bin/time; do
   fi
 done
 
+# The benchmark's peers (scripts/bench.sh; its smoke run is part of scripts/test.sh).
+if [ ! -x /usr/bin/aws ]; then
+  log "installing awscli (Debian)"
+  apt_install awscli
+fi
+if ! command -v restic >/dev/null; then
+  log "installing restic"
+  apt_install restic
+fi
+
 if ! command -v s3s-fs >/dev/null; then
   log "building s3s-fs 0.14.1 (about 2.5 minutes)"
   cargo install s3s-fs --version 0.14.1 --features binary --locked

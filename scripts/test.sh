@@ -19,5 +19,8 @@ scripts/env.sh start
 # shellcheck disable=SC1091
 source .pgsafe-env/env.sh
 
+echo "==> benchmark smoke run (tiny databases, not timed: it only proves the benchmark still runs)"
+scripts/bench.sh --smoke
+
 echo "==> cargo test"
 cargo test --locked --all-targets -- --test-threads="${PGSAFE_TEST_THREADS:-4}"
