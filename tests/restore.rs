@@ -181,6 +181,12 @@ fn strategy_b_over_a_modified_database() {
     out.assert_code(0);
     assert!(out.stderr.contains("not-recommended"), "{}", out.stderr);
     assert_same_state(&state_of(&db), &backed_up, "db");
+    // B only restores over an existing database.
+    let missing = unique("rb_missing");
+    let out = repo.restore(&id, &missing, &["--strategy", "b"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
+    assert!(!database_exists(&missing));
     drop_db(&db);
 }
 

@@ -275,6 +275,13 @@ impl<'a> Restore<'a> {
             ),
         );
 
+        if self.opts.strategy == Strategy::Clean && !target_exists {
+            return Err(Error::usage(format!(
+                "Strategy B restores over an existing database, and {target_db:?} does not exist"
+            ))
+            .hint("use Strategy A (--strategy fresh) to create it")
+            .into());
+        }
         let plan = self.plan(&manifest, target_exists);
         if self.opts.dry_run {
             return Ok(self.outcome("dry-run", &manifest, plan, None, None, None, started));
@@ -378,17 +385,10 @@ impl<'a> Restore<'a> {
                     .await?,
                 None,
             ),
-            (Strategy::Clean, _) => {
-                if !target_exists {
-                    return Err(Error::usage(format!("Strategy B restores over an existing database, and {target_db:?} does not exist"))
-                        .hint("use Strategy A (--strategy fresh) to create it")
-                        .into());
-                }
-                (
-                    self.clean(&manifest, &pg_restore, &fetched, &flags).await?,
-                    None,
-                )
-            }
+            (Strategy::Clean, _) => (
+                self.clean(&manifest, &pg_restore, &fetched, &flags).await?,
+                None,
+            ),
         };
         Ok(self.outcome(
             "ok",
