@@ -3,7 +3,7 @@
 //! the table of contents. Any mismatch is a corrupt backup (exit 5) and nothing is kept.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -65,19 +65,78 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     Some(st.blocks_available() as u64 * st.fragment_size() as u64)
 }
 
-struct HashingFile {
-    file: BufWriter<File>,
-    digest: Digest,
+/// Hands decompressed bytes to a second thread that hashes and writes them, so that
+/// decompression and hashing-plus-writing run on two cores.
+struct Handoff {
+    buf: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    worker: Option<std::thread::JoinHandle<io::Result<Checksum>>>,
 }
 
-impl Write for HashingFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.digest.update(&buf[..n]);
+const HANDOFF_CHUNK: usize = 1024 * 1024;
+
+impl Handoff {
+    fn new(mut out: File) -> io::Result<Handoff> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let worker = std::thread::Builder::new()
+            .name("archive-writer".into())
+            .spawn(move || {
+                let mut digest = Digest::new();
+                for chunk in rx {
+                    digest.update(&chunk);
+                    out.write_all(&chunk)?;
+                }
+                out.flush()?;
+                Ok(digest.finish())
+            })?;
+        Ok(Handoff {
+            buf: Vec::with_capacity(HANDOFF_CHUNK),
+            tx: Some(tx),
+            worker: Some(worker),
+        })
+    }
+
+    /// The writer thread's own error, once it has stopped.
+    fn worker_error(&mut self) -> io::Error {
+        match self.worker.take().map(|w| w.join()) {
+            Some(Ok(Err(e))) => e,
+            _ => io::Error::other("the archive writer stopped"),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(HANDOFF_CHUNK));
+        match self.tx.as_ref().map(|tx| tx.send(full)) {
+            Some(Ok(())) => Ok(()),
+            _ => Err(self.worker_error()),
+        }
+    }
+
+    fn finish(mut self) -> io::Result<Checksum> {
+        self.send()?;
+        drop(self.tx.take());
+        match self.worker.take().map(|w| w.join()) {
+            Some(Ok(result)) => result,
+            _ => Err(io::Error::other("the archive writer panicked")),
+        }
+    }
+}
+
+impl Write for Handoff {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = (HANDOFF_CHUNK - self.buf.len()).min(data.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == HANDOFF_CHUNK {
+            self.send()?;
+        }
         Ok(n)
     }
+
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        Ok(())
     }
 }
 
@@ -89,17 +148,20 @@ struct Received {
 }
 
 fn receive(mut rx: mpsc::Receiver<Bytes>, manifest: &Manifest, out: File) -> io::Result<Received> {
-    let sink = HashingFile {
-        file: BufWriter::with_capacity(1024 * 1024, out),
-        digest: Digest::new(),
-    };
-    let mut decoder = Some(decoder_writer(manifest.object.compression.algorithm, sink)?);
+    let mut decoder = Some(decoder_writer(
+        manifest.object.compression.algorithm,
+        Handoff::new(out)?,
+    )?);
     let mut stored = Digest::new();
     let mut decode_error = None;
     while let Some(chunk) = rx.blocking_recv() {
         stored.update(&chunk);
         if let Some(d) = decoder.as_mut() {
             if let Err(e) = d.write_all(&chunk) {
+                // The disk failing is not the backup's fault.
+                if e.raw_os_error().is_some() {
+                    return Err(e);
+                }
                 // Keep hashing: a checksum mismatch explains a corrupt object better.
                 decode_error = Some(e);
                 decoder = None;
@@ -107,10 +169,8 @@ fn receive(mut rx: mpsc::Receiver<Bytes>, manifest: &Manifest, out: File) -> io:
         }
     }
     let raw = match decoder.map(|d| d.finish()) {
-        Some(Ok(mut sink)) => {
-            sink.flush()?;
-            Some(sink.digest.finish())
-        }
+        Some(Ok(handoff)) => Some(handoff.finish()?),
+        Some(Err(e)) if e.raw_os_error().is_some() => return Err(e),
         Some(Err(e)) => {
             decode_error = Some(e);
             None
