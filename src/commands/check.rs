@@ -7,7 +7,7 @@ use super::{open_repo, print_json, Ctx};
 use crate::catalog;
 use crate::cli::CheckArgs;
 use crate::error::Error;
-use crate::pg::{session, tools, ConnInfo};
+use crate::pg::{session, ConnInfo};
 use crate::restore::{fetch, integrity};
 
 pub async fn run(args: CheckArgs, ctx: Ctx, cancel: CancellationToken) -> Result<()> {
@@ -15,20 +15,13 @@ pub async fn run(args: CheckArgs, ctx: Ctx, cancel: CancellationToken) -> Result
     let storage = open_repo(&args.repo).await?;
     let manifest =
         catalog::resolve(storage.as_ref(), &args.backup, args.database.as_deref()).await?;
-    let pg_restore = tools::find(
-        "pg_restore",
-        args.pg_bin_dir.as_deref(),
-        manifest.server.version_num as u32 / 10000,
-    )?;
-    let work = fetch::WorkDir::create(
-        &args.work_dir.clone().unwrap_or_else(std::env::temp_dir),
-        "check",
-    )?;
-    let fetched = fetch::fetch(
+    let base = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let (_work, fetched) = fetch::fetch_into(
         storage.as_ref(),
         &manifest,
-        &pg_restore,
-        work.path(),
+        args.pg_bin_dir.as_deref(),
+        &base,
+        "check",
         &cancel,
     )
     .await?;

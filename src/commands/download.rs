@@ -7,7 +7,6 @@ use super::{open_repo, print_json, Ctx};
 use crate::catalog;
 use crate::cli::DownloadArgs;
 use crate::error::Error;
-use crate::pg::tools;
 use crate::restore::fetch;
 
 pub async fn run(args: DownloadArgs, ctx: Ctx, cancel: CancellationToken) -> Result<()> {
@@ -20,22 +19,17 @@ pub async fn run(args: DownloadArgs, ctx: Ctx, cancel: CancellationToken) -> Res
     }
     let storage = open_repo(&args.repo).await?;
     let manifest = catalog::resolve(storage.as_ref(), &args.id, args.database.as_deref()).await?;
-    let pg_restore = tools::find(
-        "pg_restore",
-        args.pg_bin_dir.as_deref(),
-        manifest.server.version_num as u32 / 10000,
-    )?;
     let parent = match args.output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
     // Downloaded beside the output so the final rename stays on one file system.
-    let work = fetch::WorkDir::create(&parent, "download")?;
-    let fetched = fetch::fetch(
+    let (_work, fetched) = fetch::fetch_into(
         storage.as_ref(),
         &manifest,
-        &pg_restore,
-        work.path(),
+        args.pg_bin_dir.as_deref(),
+        &parent,
+        "download",
         &cancel,
     )
     .await?;

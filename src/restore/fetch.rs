@@ -184,6 +184,29 @@ fn receive(mut rx: mpsc::Receiver<Bytes>, manifest: &Manifest, out: File) -> io:
     })
 }
 
+/// A pg_restore able to read the archive: at least as new as the pg_dump that wrote it.
+pub fn pg_restore_for(manifest: &Manifest, bin_dir: Option<&Path>) -> Result<PgTool, Error> {
+    let major = crate::pg::tools::parse_version(&manifest.pg_dump_version)
+        .map(|(_, major)| major)
+        .unwrap_or(manifest.server.version_num as u32 / 10000);
+    crate::pg::tools::find("pg_restore", bin_dir, major)
+}
+
+/// Fetches into a new work directory under `base`, removed when the returned `WorkDir` drops.
+pub async fn fetch_into(
+    storage: &dyn Storage,
+    manifest: &Manifest,
+    bin_dir: Option<&Path>,
+    base: &Path,
+    label: &str,
+    cancel: &CancellationToken,
+) -> Result<(WorkDir, Fetched)> {
+    let pg_restore = pg_restore_for(manifest, bin_dir)?;
+    let work = WorkDir::create(base, label)?;
+    let fetched = fetch(storage, manifest, &pg_restore, work.path(), cancel).await?;
+    Ok((work, fetched))
+}
+
 /// Downloads, verifies and decompresses the backup into `dir`, then reads its table of contents.
 pub async fn fetch(
     storage: &dyn Storage,

@@ -22,7 +22,7 @@ use tracing::{info, warn};
 use crate::catalog::audit::Record;
 use crate::catalog::{self, Manifest};
 use crate::error::{classify, exit, Error};
-use crate::pg::{migrations, session, tools, ConnInfo, PgTool};
+use crate::pg::{migrations, session, ConnInfo, PgTool};
 use crate::storage::Storage;
 use execute::RestoreFlags;
 use integrity::Report;
@@ -289,12 +289,8 @@ impl<'a> Restore<'a> {
 
         // 4. Fetch and verify before anything destructive.
         let t = now();
-        let pg_restore = tools::find(
-            "pg_restore",
-            self.opts.pg_bin_dir.as_deref(),
-            manifest.server.version_num as u32 / 10000,
-        )
-        .map_err(anyhow::Error::from);
+        let pg_restore = fetch::pg_restore_for(&manifest, self.opts.pg_bin_dir.as_deref())
+            .map_err(anyhow::Error::from);
         let pg_restore = self.step_err("fetch", t, pg_restore)?;
         let work = self.step_err(
             "fetch",
