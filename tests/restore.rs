@@ -639,3 +639,46 @@ fn a_flipped_byte_in_s3_is_refused_on_each_server() {
     }
     drop_db(&db);
 }
+
+/// What pg_dump does not carry (database settings and grants) survives both Strategy A paths.
+#[test]
+fn database_settings_and_grants_survive_strategy_a() {
+    let db = fixture_db("rstate");
+    let role = unique("app_role");
+    psql("postgres", &format!("CREATE ROLE {role} LOGIN"));
+    for sql in [
+        format!("ALTER DATABASE \"{db}\" SET search_path = app, public"),
+        format!("ALTER DATABASE \"{db}\" SET statement_timeout = '5min'"),
+        format!("ALTER ROLE {role} IN DATABASE \"{db}\" SET work_mem = '64MB'"),
+        format!("REVOKE CONNECT ON DATABASE \"{db}\" FROM PUBLIC"),
+        format!("GRANT CONNECT ON DATABASE \"{db}\" TO {role}"),
+    ] {
+        psql("postgres", &sql);
+    }
+    let state = |db: &str| {
+        psql(
+            "postgres",
+            &format!(
+                "SELECT coalesce((SELECT string_agg(coalesce(r.rolname, '*') || ':' || array_to_string(s.setconfig, ';'), ' | ' ORDER BY 1)
+                                    FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+                                    LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE d.datname = '{db}'), '')
+                        || ' acl ' || (SELECT array_to_string(ARRAY(SELECT a::text FROM unnest(datacl) a ORDER BY 1), ',') FROM pg_database WHERE datname = '{db}')"
+            ),
+        )
+    };
+    let before = state(&db);
+    assert!(before.contains("search_path=app, public"), "{before}");
+    let repo = Repo::local();
+    let id = repo.backup(&db, &[]);
+    repo.restore(&id, &db, &["--no-safety-backup"])
+        .assert_code(0);
+    assert_eq!(state(&db), before, "staged swap lost database state");
+    repo.restore(&id, &db, &["--no-safety-backup", "--in-place"])
+        .assert_code(0);
+    assert_eq!(state(&db), before, "in-place restore lost database state");
+    for leftover in databases_like(&format!("{db}__pgsafe_")) {
+        drop_db(&leftover);
+    }
+    drop_db(&db);
+    psql("postgres", &format!("DROP ROLE {role}"));
+}

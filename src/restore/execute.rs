@@ -259,6 +259,101 @@ pub async fn drop_database(client: &Client, db: &str) -> Result<()> {
     Ok(())
 }
 
+/// GUCs whose stored value is already a SQL list (`a, "B"`) and must not be quoted again.
+const LIST_SETTINGS: &[&str] = &[
+    "search_path",
+    "temp_tablespaces",
+    "session_preload_libraries",
+    "local_preload_libraries",
+    "default_text_search_config",
+];
+
+/// The database-level state pg_dump does not carry (it lives outside the database):
+/// `ALTER DATABASE ... SET` and `ALTER ROLE ... IN DATABASE ... SET` settings, and the grants on
+/// the database itself, as statements that give it to a database named `{db}`.
+#[derive(Debug, Default)]
+pub struct DatabaseState {
+    statements: Vec<String>,
+}
+
+const DB_PLACEHOLDER: &str = "\u{0}db\u{0}";
+
+pub async fn database_state(client: &Client, db: &str) -> Result<DatabaseState> {
+    let settings = client
+        .query(
+            "SELECT coalesce(r.rolname::text, ''), unnest(s.setconfig)
+               FROM pg_db_role_setting s
+               JOIN pg_database d ON d.oid = s.setdatabase
+               LEFT JOIN pg_roles r ON r.oid = s.setrole
+              WHERE d.datname = $1",
+            &[&db],
+        )
+        .await?;
+    let mut statements = Vec::new();
+    for row in &settings {
+        let (role, entry): (String, String) = (row.get(0), row.get(1));
+        let Some((name, value)) = entry.split_once('=') else {
+            continue;
+        };
+        let value = if LIST_SETTINGS.contains(&name) {
+            value.to_string()
+        } else {
+            quote_literal(value)
+        };
+        let target = if role.is_empty() {
+            format!("DATABASE {DB_PLACEHOLDER}")
+        } else {
+            format!("ROLE {} IN DATABASE {DB_PLACEHOLDER}", quote_ident(&role))
+        };
+        statements.push(format!(
+            "ALTER {target} SET {} = {value}",
+            quote_ident(name)
+        ));
+    }
+    let grants = client
+        .query(
+            "SELECT coalesce(r.rolname::text, ''), a.privilege_type, a.is_grantable
+               FROM pg_database d, aclexplode(d.datacl) a
+               LEFT JOIN pg_roles r ON r.oid = a.grantee
+              WHERE d.datname = $1 AND d.datacl IS NOT NULL",
+            &[&db],
+        )
+        .await?;
+    if !grants.is_empty() {
+        statements.push(format!(
+            "REVOKE ALL ON DATABASE {DB_PLACEHOLDER} FROM PUBLIC"
+        ));
+        for g in &grants {
+            let (role, privilege, grantable): (String, String, bool) =
+                (g.get(0), g.get(1), g.get(2));
+            let grantee = if role.is_empty() {
+                "PUBLIC".to_string()
+            } else {
+                quote_ident(&role)
+            };
+            let option = if grantable { " WITH GRANT OPTION" } else { "" };
+            statements.push(format!(
+                "GRANT {privilege} ON DATABASE {DB_PLACEHOLDER} TO {grantee}{option}"
+            ));
+        }
+    }
+    Ok(DatabaseState { statements })
+}
+
+/// Applies a [`DatabaseState`] to `db`.
+pub async fn apply_database_state(client: &Client, db: &str, state: &DatabaseState) -> Result<()> {
+    for statement in &state.statements {
+        let statement = statement.replace(DB_PLACEHOLDER, &quote_ident(db));
+        client.batch_execute(&statement).await.map_err(|e| {
+            Error::failed(format!(
+                "could not give {db} the settings and grants of the database it replaces ({statement}): {}",
+                pg_error_text(&e)
+            ))
+        })?;
+    }
+    Ok(())
+}
+
 /// Renames `live` to `aside` and `replacement` to `live`, in one transaction.
 pub async fn swap(client: &Client, live: &str, aside: &str, replacement: &str) -> Result<()> {
     let sql = format!(

@@ -735,6 +735,8 @@ impl<'a> Restore<'a> {
             if let Some((_, limit)) = &self.changes.connection_limit {
                 execute::set_connection_limit(self.maint(), &staging, *limit).await?;
             }
+            let state = execute::database_state(self.maint(), &db).await?;
+            execute::apply_database_state(self.maint(), &staging, &state).await?;
             execute::swap(self.maint(), &db, &previous, &staging).await
         }
         .await;
@@ -768,6 +770,11 @@ impl<'a> Restore<'a> {
         } else {
             None
         };
+        let state = if exists {
+            execute::database_state(self.maint(), &db).await?
+        } else {
+            execute::DatabaseState::default()
+        };
         if exists {
             execute::drop_database(self.maint(), &db).await?;
         }
@@ -777,6 +784,7 @@ impl<'a> Restore<'a> {
         if let Some((_, limit)) = self.changes.connection_limit.take() {
             execute::set_connection_limit(self.maint(), &db, limit).await?;
         }
+        execute::apply_database_state(self.maint(), &db, &state).await?;
         self.step_ok(
             "create",
             t,
