@@ -22,6 +22,7 @@ pub async fn run(args: CheckArgs, ctx: Ctx, cancel: CancellationToken) -> Result
         args.pg_bin_dir.as_deref(),
         &base,
         "check",
+        ctx.progress,
         &cancel,
     )
     .await?;

@@ -30,6 +30,7 @@ pub async fn run(args: DownloadArgs, ctx: Ctx, cancel: CancellationToken) -> Res
         args.pg_bin_dir.as_deref(),
         &parent,
         "download",
+        ctx.progress,
         &cancel,
     )
     .await?;

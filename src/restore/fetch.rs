@@ -5,6 +5,8 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -15,6 +17,7 @@ use tracing::info;
 use super::toc::{self, Entry};
 use crate::catalog::Manifest;
 use crate::error::Error;
+use crate::output::{Progress, ProgressMode};
 use crate::pg::PgTool;
 use crate::pipeline::compress::decoder_writer;
 use crate::pipeline::{Checksum, Digest};
@@ -147,7 +150,12 @@ struct Received {
     decode_error: Option<io::Error>,
 }
 
-fn receive(mut rx: mpsc::Receiver<Bytes>, manifest: &Manifest, out: File) -> io::Result<Received> {
+fn receive(
+    mut rx: mpsc::Receiver<Bytes>,
+    manifest: &Manifest,
+    out: File,
+    received: &AtomicU64,
+) -> io::Result<Received> {
     let mut decoder = Some(decoder_writer(
         manifest.object.compression.algorithm,
         Handoff::new(out)?,
@@ -156,6 +164,7 @@ fn receive(mut rx: mpsc::Receiver<Bytes>, manifest: &Manifest, out: File) -> io:
     let mut decode_error = None;
     while let Some(chunk) = rx.blocking_recv() {
         stored.update(&chunk);
+        received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         if let Some(d) = decoder.as_mut() {
             if let Err(e) = d.write_all(&chunk) {
                 // The disk failing is not the backup's fault.
@@ -199,11 +208,20 @@ pub async fn fetch_into(
     bin_dir: Option<&Path>,
     base: &Path,
     label: &str,
+    progress: ProgressMode,
     cancel: &CancellationToken,
 ) -> Result<(WorkDir, Fetched)> {
     let pg_restore = pg_restore_for(manifest, bin_dir)?;
     let work = WorkDir::create(base, label)?;
-    let fetched = fetch(storage, manifest, &pg_restore, work.path(), cancel).await?;
+    let fetched = fetch(
+        storage,
+        manifest,
+        &pg_restore,
+        work.path(),
+        progress,
+        cancel,
+    )
+    .await?;
     Ok((work, fetched))
 }
 
@@ -213,6 +231,7 @@ pub async fn fetch(
     manifest: &Manifest,
     pg_restore: &PgTool,
     dir: &Path,
+    progress: ProgressMode,
     cancel: &CancellationToken,
 ) -> Result<Fetched> {
     let needed = manifest.archive.bytes + SPARE_BYTES;
@@ -238,16 +257,29 @@ pub async fn fetch(
         dir.display()
     );
     let (tx, rx) = mpsc::channel::<Bytes>(8);
+    let received_bytes = Arc::new(AtomicU64::new(0));
     let receiver = {
-        let m = manifest.clone();
-        tokio::task::spawn_blocking(move || receive(rx, &m, out))
+        let (m, counter) = (manifest.clone(), received_bytes.clone());
+        tokio::task::spawn_blocking(move || receive(rx, &m, out, &counter))
     };
+    let total = manifest.object.bytes;
+    let shown = Progress::start(progress, move |elapsed| {
+        let done = received_bytes.load(Ordering::Relaxed);
+        format!(
+            "download: {} of {} ({:.0}%), {}/s",
+            crate::output::bytes(done),
+            crate::output::bytes(total),
+            100.0 * done as f64 / total.max(1) as f64,
+            crate::output::bytes((done as f64 / elapsed.as_secs_f64().max(0.001)) as u64)
+        )
+    });
     let download = storage.download(&manifest.object.key, tx);
     let found = tokio::select! {
         r = download => r?,
         _ = cancel.cancelled() => return Err(Error::interrupted().into()),
     };
     let received = receiver.await.context("the download thread failed")??;
+    drop(shown);
     if !found {
         return Err(Error::corrupt(format!(
             "the archive {} named by manifest {} is missing",

@@ -302,6 +302,7 @@ impl<'a> Restore<'a> {
             &manifest,
             &pg_restore,
             work.path(),
+            self.progress,
             &self.cancel,
         )
         .await;
@@ -653,8 +654,15 @@ impl<'a> Restore<'a> {
         flags: &RestoreFlags,
     ) -> Result<()> {
         let t = now();
+        let shown = crate::output::Progress::start(self.progress, |elapsed| {
+            format!(
+                "pg_restore: running for {}",
+                crate::output::duration(elapsed)
+            )
+        });
         let r =
             execute::pg_restore(tool, &self.opts.target, db, archive, flags, &self.cancel).await;
+        drop(shown);
         let warnings = self.step_err(step, t, r)?;
         if !warnings.is_empty() {
             warn!("pg_restore said: {warnings}");
