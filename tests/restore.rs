@@ -37,7 +37,25 @@ impl Repo {
     }
 
     fn cmd(&self) -> Command {
+        self.cmd_for(pgsafe())
+    }
+
+    /// `script` (a pseudo-terminal) with the same environment as [`Repo::cmd`].
+    fn script(&self) -> Command {
         let mut cmd = pgsafe();
+        cmd.env_remove("PGSAFE_NO_PROGRESS");
+        let program = Command::new("script");
+        let mut out = self.cmd_for(program);
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => out.env(k, v),
+                None => out.env_remove(k),
+            };
+        }
+        out
+    }
+
+    fn cmd_for(&self, mut cmd: Command) -> Command {
         if let Some(t) = &self.s3 {
             t.apply(&mut cmd);
         }
@@ -681,4 +699,46 @@ fn database_settings_and_grants_survive_strategy_a() {
     }
     drop_db(&db);
     psql("postgres", &format!("DROP ROLE {role}"));
+}
+
+/// On a terminal, without --confirm, the operator types the target's name.
+#[test]
+fn on_a_terminal_the_operator_types_the_name() {
+    use std::io::Write;
+    let db = fixture_db("rtty");
+    let repo = Repo::local();
+    let id = repo.backup(&db, &[]);
+    let typed = |name: &str| {
+        let line = format!(
+            "{} restore {id} --target '{}' --reason 'tty drill' --no-safety-backup",
+            env!("CARGO_BIN_EXE_pgsafe"),
+            db_url(&db)
+        );
+        // `script` gives pgsafe a pseudo-terminal and types what we write on its stdin.
+        let mut cmd = repo.script();
+        let mut child = cmd
+            .args(["-qec", &line, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.as_mut().unwrap(), "{name}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, screen) = typed("not_the_name");
+    assert_eq!(code, Some(3), "{screen}");
+    assert!(screen.contains("Type its name to confirm"), "{screen}");
+    assert!(screen.contains("does not match"), "{screen}");
+    let (code, screen) = typed(&db);
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("complete"), "{screen}");
+    for leftover in databases_like(&format!("{db}__pgsafe_")) {
+        drop_db(&leftover);
+    }
+    drop_db(&db);
 }
