@@ -149,10 +149,15 @@ impl<'a> Restore<'a> {
     pub async fn run(mut self) -> Result<Outcome> {
         let started = Instant::now();
         let result = self.execute(started).await;
+        self.finish(result).await
+    }
+
+    /// Puts back what was changed, then records the outcome in the audit log and repository.
+    async fn finish(&mut self, result: Result<Outcome>) -> Result<Outcome> {
         self.cleanup().await;
-        let (code, _) = match &result {
-            Ok(_) => (exit::OK, None),
-            Err(e) => classify(e),
+        let code = match &result {
+            Ok(_) => exit::OK,
+            Err(e) => classify(e).0,
         };
         self.record.exit_code = code;
         self.record.result = match (&result, code) {
@@ -864,23 +869,7 @@ pub async fn undo(
     r.record.action = "restore --undo".into();
     r.record.strategy = "undo".into();
     let result = r.undo_inner(started).await;
-    r.cleanup().await;
-    let (code, _) = match &result {
-        Ok(_) => (exit::OK, None),
-        Err(e) => classify(e),
-    };
-    r.record.exit_code = code;
-    r.record.result = match (&result, code) {
-        (Ok(_), _) => "ok".into(),
-        (_, exit::REFUSED) => "refused".into(),
-        _ => "failed".into(),
-    };
-    r.record.error = result.as_ref().err().map(|e| format!("{e:#}"));
-    r.record.finished_at = Some(Utc::now());
-    if let Err(e) = r.record.save(&r.opts.audit_log, Some(r.storage)).await {
-        warn!("audit record not fully saved: {e:#}");
-    }
-    result
+    r.finish(result).await
 }
 
 impl Restore<'_> {
