@@ -165,13 +165,8 @@ pub struct RestoreArgs {
     #[arg(long = "smoke-sql", value_name = "SQL")]
     pub smoke_sql: Vec<String>,
 
-    /// Where the archive is downloaded and decompressed [default: the system temp directory].
-    #[arg(long, env = "PGSAFE_WORK_DIR", value_name = "DIR")]
-    pub work_dir: Option<PathBuf>,
-
-    /// Directory holding pg_restore and pg_dump.
-    #[arg(long, env = "PGSAFE_PG_BIN_DIR", value_name = "DIR")]
-    pub pg_bin_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub fetch: FetchArgs,
 
     /// Database pgsafe connects to for CREATE/ALTER/DROP DATABASE.
     #[arg(long, default_value = "postgres", value_name = "NAME")]
@@ -180,6 +175,24 @@ pub struct RestoreArgs {
     /// Local audit log [default: $XDG_STATE_HOME/pgsafe/audit.log].
     #[arg(long, env = "PGSAFE_AUDIT_LOG", value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
+}
+
+/// Where a backup is fetched to, and which PostgreSQL programs read it.
+#[derive(Debug, Args, Clone)]
+pub struct FetchArgs {
+    /// Where the archive is downloaded and decompressed [default: the system temp directory].
+    #[arg(long, env = "PGSAFE_WORK_DIR", value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// Directory holding pg_restore and pg_dump.
+    #[arg(long, env = "PGSAFE_PG_BIN_DIR", value_name = "DIR")]
+    pub pg_bin_dir: Option<PathBuf>,
+}
+
+impl FetchArgs {
+    pub fn work_dir(&self) -> PathBuf {
+        self.work_dir.clone().unwrap_or_else(std::env::temp_dir)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -208,11 +221,8 @@ pub struct CheckArgs {
     #[arg(long = "smoke-sql", value_name = "SQL")]
     pub smoke_sql: Vec<String>,
 
-    #[arg(long, env = "PGSAFE_WORK_DIR", value_name = "DIR")]
-    pub work_dir: Option<PathBuf>,
-
-    #[arg(long, env = "PGSAFE_PG_BIN_DIR", value_name = "DIR")]
-    pub pg_bin_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub fetch: FetchArgs,
 }
 
 #[derive(Debug, Args)]

@@ -15,11 +15,11 @@ pub async fn run(args: CheckArgs, ctx: Ctx, cancel: CancellationToken) -> Result
     let storage = open_repo(&args.repo).await?;
     let manifest =
         catalog::resolve(storage.as_ref(), &args.backup, args.database.as_deref()).await?;
-    let base = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let base = args.fetch.work_dir();
     let (_work, fetched) = fetch::fetch_into(
         storage.as_ref(),
         &manifest,
-        args.pg_bin_dir.as_deref(),
+        args.fetch.pg_bin_dir.as_deref(),
         &base,
         "check",
         ctx.progress,

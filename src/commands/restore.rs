@@ -28,7 +28,7 @@ pub async fn run(args: RestoreArgs, ctx: Ctx, cancel: CancellationToken) -> Resu
             StrategyArg::Clean => Strategy::Clean,
         },
         in_place: args.in_place,
-        work_dir: args.work_dir.clone().unwrap_or_else(std::env::temp_dir),
+        work_dir: args.fetch.work_dir(),
         confirm: args.confirm.clone(),
         reason: args.reason.clone(),
         approved_by: args.approved_by.clone(),
@@ -49,7 +49,7 @@ pub async fn run(args: RestoreArgs, ctx: Ctx, cancel: CancellationToken) -> Resu
         with_acl: args.with_acl,
         smoke_sql: args.smoke_sql.clone(),
         dry_run: args.dry_run,
-        pg_bin_dir: args.pg_bin_dir.clone(),
+        pg_bin_dir: args.fetch.pg_bin_dir.clone(),
         audit_log: args.audit_log.clone().unwrap_or_else(audit::default_log),
     };
     if args.strategy == StrategyArg::Clean && !args.dry_run {
