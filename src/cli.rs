@@ -36,6 +36,10 @@ pub struct OutputArgs {
     /// Only warnings and errors on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Configuration file [default: $XDG_CONFIG_HOME/pgsafe/config.toml, when it exists].
+    #[arg(long, global = true, env = "PGSAFE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +58,151 @@ pub enum Command {
     Download(DownloadArgs),
     /// List the audit records of restores and refusals.
     Audit(AuditArgs),
+    /// Prove backups restore: checksums and table of contents, or a restore into staging.
+    Verify(VerifyArgs),
+    /// Remove backups the retention policy does not keep (a dry run unless --yes).
+    Prune(PruneArgs),
+    /// Run the configured jobs (backup, prune, verify) on their cron schedules, in the foreground.
+    Schedule(ScheduleArgs),
+    /// The configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check the configuration and print the effective settings, secrets redacted.
+    Check(ConfigCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    /// Backup ID, or `latest` (with --database). Not with --all.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub id: Option<String>,
+
+    /// Every complete backup (of --database, when given).
+    #[arg(long)]
+    pub all: bool,
+
+    /// Database whose backups `latest` and --all mean.
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
+
+    /// A staging server: restore into a scratch database there, run the integrity check, drop it.
+    #[arg(
+        long,
+        env = "PGSAFE_RESTORE_TO",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub restore_to: Option<String>,
+
+    /// Restore drill into the staging server of the configuration's [verify] section.
+    #[arg(long, conflicts_with = "restore_to")]
+    pub drill: bool,
+
+    /// Parallel pg_restore jobs for --restore-to [default: the number of CPUs].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<u32>,
+
+    /// SQL that must return true in the restored scratch database.
+    #[arg(long = "smoke-sql", value_name = "SQL")]
+    pub smoke_sql: Vec<String>,
+
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    /// Only this database [default: every database in the repository].
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
+
+    /// Delete for real (without it, prune only prints what it would do).
+    #[arg(long)]
+    pub yes: bool,
+
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Keep everything within this duration of the newest backup (e.g. 7d, 36h).
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+
+    /// Release-tagged backups fall under the rules like the others.
+    #[arg(long)]
+    pub prune_tagged: bool,
+
+    /// `pre-restore` safety backups fall under the rules like the others.
+    #[arg(long)]
+    pub prune_pre_restore: bool,
+
+    /// Failed runs' leftovers (unfinished uploads, objects without a manifest) older than this
+    /// are removed.
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub stale_after: String,
+
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// Run every job once now, then exit (a check of the schedule's jobs).
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// Where results are reported, beyond stdout.
+#[derive(Debug, Args, Clone, Default)]
+pub struct NotifyArgs {
+    /// POST a JSON body here on success and failure [config: notifications.webhook_url].
+    #[arg(
+        long,
+        env = "PGSAFE_WEBHOOK_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub webhook_url: Option<String>,
+
+    /// Healthchecks-style URL pinged at /start, on success and at /fail.
+    #[arg(
+        long,
+        env = "PGSAFE_HEALTHCHECKS_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub healthchecks_url: Option<String>,
+
+    /// Prometheus text file rewritten with the repository's latest figures.
+    #[arg(long, env = "PGSAFE_METRICS_FILE", value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -171,6 +320,11 @@ pub struct RestoreArgs {
     /// Database pgsafe connects to for CREATE/ALTER/DROP DATABASE.
     #[arg(long, default_value = "postgres", value_name = "NAME")]
     pub maintenance_db: String,
+
+    /// First apply the backup's globals (roles, tablespaces) to the target server; roles that
+    /// already exist are left as they are.
+    #[arg(long)]
+    pub with_globals: bool,
 
     /// Local audit log [default: $XDG_STATE_HOME/pgsafe/audit.log].
     #[arg(long, env = "PGSAFE_AUDIT_LOG", value_name = "FILE")]
@@ -292,13 +446,32 @@ pub struct BackupArgs {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub database_url: Option<String>,
 
+    /// A database of the configuration file, by name (repeatable).
+    #[arg(
+        long = "database",
+        value_name = "NAME",
+        conflicts_with = "database_url"
+    )]
+    pub databases: Vec<String>,
+
+    /// Every database of the configuration, or, without one, every non-template database of the
+    /// server --database-url / PG* reach.
+    #[arg(long, conflicts_with = "databases")]
+    pub all: bool,
+
+    /// Also store the cluster's globals (roles, tablespaces: pg_dumpall --globals-only) with
+    /// each backup [config: backup.globals].
+    #[arg(long)]
+    pub globals: bool,
+
     /// Release tag carried in the backup's name and manifest, e.g. v1.0.0.
     #[arg(long, value_name = "TAG")]
     pub tag: Option<String>,
 
     /// Compression of the stored archive.
-    #[arg(long, value_enum, default_value = "zstd", env = "PGSAFE_COMPRESSION")]
-    pub compression: CompressionArg,
+    /// [default: zstd; config: backup.compression]
+    #[arg(long, value_enum, env = "PGSAFE_COMPRESSION")]
+    pub compression: Option<CompressionArg>,
 
     /// Compression level [default: zstd 3, gzip 6].
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
@@ -332,6 +505,14 @@ pub struct BackupArgs {
     /// schema.table:column.
     #[arg(long, env = "PGSAFE_MIGRATIONS_TABLE", value_name = "TABLE:COLUMN")]
     pub migrations_table: Option<String>,
+
+    /// Flag a backup whose raw size or row count fell more than this percentage against the
+    /// previous one [default: 50; config: backup.anomaly_threshold_percent].
+    #[arg(long, value_name = "PERCENT")]
+    pub anomaly_threshold: Option<f64>,
+
+    #[command(flatten)]
+    pub notify: NotifyArgs,
 }
 
 #[derive(Debug, Args)]

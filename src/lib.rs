@@ -8,11 +8,15 @@
 pub mod catalog;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod error;
+pub mod metrics;
+pub mod notify;
 pub mod output;
 pub mod pg;
 pub mod pipeline;
 pub mod process;
 pub mod restore;
+pub mod schedule;
 pub mod signal;
 pub mod storage;

@@ -90,6 +90,28 @@ pub fn id_of_object_key(key: &str) -> Option<&str> {
         .find_map(|ext| name.strip_suffix(ext))
 }
 
+/// The backup ID of a file stored beside a backup (its globals, its verification record).
+pub fn id_of_companion_key(key: &str) -> Option<&str> {
+    let name = key.rsplit('/').next()?;
+    [
+        super::verification::SUFFIX,
+        ".globals.sql.zst",
+        ".globals.sql.gz",
+        ".globals.sql",
+    ]
+    .iter()
+    .find_map(|ext| name.strip_suffix(ext))
+}
+
+/// The key of a backup's globals (`pg_dumpall --globals-only`), beside its archive.
+pub fn globals_key(database: &str, id: &str, compression: Algorithm) -> String {
+    format!(
+        "{}/{id}.globals.sql{}",
+        slug(database),
+        compression.extension()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,6 +36,19 @@ pub struct Manifest {
     pub migrations: Vec<MigrationState>,
     /// Where the backup came from, password redacted.
     pub source: String,
+    /// The cluster's roles and tablespaces (`pg_dumpall --globals-only`), when taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub globals: Option<StoredGlobals>,
+    /// What the anomaly guard noticed against the previous backup (nothing is deleted for it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredGlobals {
+    pub object: StoredObject,
+    /// The SQL as pg_dumpall wrote it.
+    pub sql: Checksum,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +79,27 @@ pub struct StoredObject {
 }
 
 impl Manifest {
+    /// Every key this backup owns in the repository, in the order prune deletes them: the
+    /// manifest first, so an interrupted prune leaves at worst objects without a manifest
+    /// (which are not backups, and which the next prune cleans up), never a manifest that
+    /// names a missing archive.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys = vec![
+            super::id::keys(
+                &self.database,
+                &self.backup_id,
+                self.object.compression.algorithm,
+            )
+            .manifest,
+            self.object.key.clone(),
+        ];
+        if let Some(g) = &self.globals {
+            keys.push(g.object.key.clone());
+        }
+        keys.push(super::verification::key(&self.database, &self.backup_id));
+        keys
+    }
+
     pub fn total_rows(&self) -> i64 {
         self.tables.iter().map(|t| t.rows).sum()
     }

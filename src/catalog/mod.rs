@@ -4,8 +4,10 @@
 pub mod audit;
 pub mod id;
 pub mod manifest;
+pub mod retention;
+pub mod verification;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -27,6 +29,9 @@ pub struct Leftover {
     pub kind: String,
     pub detail: String,
     pub since: Option<DateTime<Utc>>,
+    /// For unfinished multipart uploads: what aborting it needs.
+    #[serde(skip)]
+    pub upload: Option<crate::storage::IncompleteUpload>,
 }
 
 #[derive(Debug, Default)]
@@ -34,6 +39,14 @@ pub struct Listing {
     /// Complete backups, oldest first.
     pub backups: Vec<Manifest>,
     pub leftovers: Vec<Leftover>,
+    /// The newest successful verification of each backup that has one, by backup ID.
+    pub verified: HashMap<String, verification::Verification>,
+}
+
+impl Listing {
+    pub fn verified(&self, id: &str) -> Option<&verification::Verification> {
+        self.verified.get(id)
+    }
 }
 
 /// Reads every manifest (of one database, when given) and finds what failed runs left behind;
@@ -64,18 +77,32 @@ pub async fn list(storage: &dyn Storage, database: Option<&str>, uploads: bool) 
                 kind: "invalid manifest".into(),
                 detail: e.message,
                 since: o.modified,
+                upload: None,
             }),
         }
     }
     for o in &objects {
-        if let Some(oid) = id::id_of_object_key(&o.key) {
+        let oid = id::id_of_object_key(&o.key).or_else(|| id::id_of_companion_key(&o.key));
+        if let Some(oid) = oid {
             if !ids.contains(oid) {
                 listing.leftovers.push(Leftover {
                     key: o.key.clone(),
                     kind: "object without manifest".into(),
                     detail: format!("{} bytes", o.size),
                     since: o.modified,
+                    upload: None,
                 });
+            }
+        }
+        if let Some(vid) = verification::id_of_key(&o.key) {
+            let wanted = listing.backups.iter().any(|m| m.backup_id == vid);
+            if wanted {
+                if let Some(v) = verification::load(storage, &o.key)
+                    .await?
+                    .and_then(|h| h.last_ok().cloned())
+                {
+                    listing.verified.insert(vid.to_string(), v);
+                }
             }
         }
     }
@@ -86,10 +113,11 @@ pub async fn list(storage: &dyn Storage, database: Option<&str>, uploads: bool) 
     };
     for u in unfinished {
         listing.leftovers.push(Leftover {
-            key: u.key,
+            key: u.key.clone(),
             kind: "multipart upload".into(),
             detail: format!("upload id {}", u.upload_id),
             since: u.started,
+            upload: Some(u),
         });
     }
     listing

@@ -5,10 +5,11 @@ use anyhow::Result;
 use super::{open_repo, print_json, Ctx};
 use crate::catalog::audit;
 use crate::cli::AuditArgs;
+use crate::config::Config;
 use crate::output;
 
-pub async fn run(args: AuditArgs, ctx: Ctx) -> Result<()> {
-    let storage = open_repo(&args.repo).await?;
+pub async fn run(args: AuditArgs, config: &Config, ctx: Ctx) -> Result<()> {
+    let storage = open_repo(&args.repo, config).await?;
     let mut records = audit::list(storage.as_ref()).await?;
     if let Some(db) = &args.database {
         records.retain(|r| &r.database == db);

@@ -18,17 +18,21 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{open_repo, print_json, Ctx};
+use super::{finish_job, open_repo, print_json, Ctx};
 use crate::catalog::id::{backup_id, keys, validate_tag};
-use crate::catalog::manifest::{DumpFacts, Manifest, ServerFacts, StoredObject, SCHEMA_VERSION};
+use crate::catalog::manifest::{
+    DumpFacts, Manifest, ServerFacts, StoredGlobals, StoredObject, SCHEMA_VERSION,
+};
 use crate::cli::{BackupArgs, CompressionArg};
+use crate::config::Config;
 use crate::error::Error;
+use crate::notify::Notifier;
 use crate::output::{self, Progress};
 use crate::pg::dump::{self, DumpOptions};
 use crate::pg::migrations::MigrationState;
 use crate::pg::session::{self, TableRows};
 use crate::pg::{tools, ConnInfo, PgTool};
-use crate::pipeline::{self, parts, Algorithm, Compression, Counters, StreamSummary};
+use crate::pipeline::{self, parts, Algorithm, Compression, Counters, Digest, StreamSummary};
 use crate::process::GRACE;
 use crate::storage::{multipart, Storage, Upload};
 use nix::sys::signal::Signal;
@@ -53,24 +57,42 @@ pub struct Summary<'a> {
     pub tables: usize,
     pub total_rows: i64,
     pub duration_seconds: f64,
+    /// What the anomaly guard flagged against the previous backup.
+    pub anomalies: &'a [String],
+    pub globals_key: Option<&'a str>,
 }
 
+#[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub migrations_table: Option<String>,
     pub compression: Compression,
     pub first_part: u64,
     pub in_flight: usize,
     pub dump: DumpOptions,
+    /// Also store `pg_dumpall --globals-only` beside the archive.
+    pub globals: bool,
+    /// Flag a fall of raw size or rows larger than this percentage; `None`: no guard.
+    pub anomaly_threshold: Option<f64>,
 }
 
-fn settings(args: &BackupArgs) -> Result<Settings, Error> {
+fn settings(args: &BackupArgs, config: &Config) -> Result<Settings, Error> {
+    let file = &config.backup;
     let algorithm = match args.compression {
-        CompressionArg::Zstd => Algorithm::Zstd,
-        CompressionArg::Gzip => Algorithm::Gzip,
-        CompressionArg::None => Algorithm::None,
+        Some(CompressionArg::Zstd) => Algorithm::Zstd,
+        Some(CompressionArg::Gzip) => Algorithm::Gzip,
+        Some(CompressionArg::None) => Algorithm::None,
+        None => match file.compression.as_deref() {
+            Some("gzip") => Algorithm::Gzip,
+            Some("none") => Algorithm::None,
+            _ => Algorithm::Zstd,
+        },
     };
-    let compression = Compression::new(algorithm, args.compression_level, args.compression_threads)
-        .map_err(Error::usage)?;
+    let compression = Compression::new(
+        algorithm,
+        args.compression_level.or(file.compression_level),
+        args.compression_threads.or(file.compression_threads),
+    )
+    .map_err(Error::usage)?;
     if let Some(tag) = &args.tag {
         validate_tag(tag)?;
     }
@@ -85,11 +107,24 @@ fn settings(args: &BackupArgs) -> Result<Settings, Error> {
     if args.parts_in_flight == 0 || args.parts_in_flight > 64 {
         return Err(Error::usage("--parts-in-flight must be 1 to 64"));
     }
-    if let Some(spec) = &args.migrations_table {
+    let migrations_table = args
+        .migrations_table
+        .clone()
+        .or_else(|| file.migrations_table.clone());
+    if let Some(spec) = &migrations_table {
         crate::pg::migrations::parse_custom(spec)?;
     }
+    let threshold = args
+        .anomaly_threshold
+        .or(file.anomaly_threshold_percent)
+        .unwrap_or(DEFAULT_ANOMALY_THRESHOLD);
+    if !(0.0..=100.0).contains(&threshold) {
+        return Err(Error::usage(
+            "--anomaly-threshold must be between 0 and 100",
+        ));
+    }
     Ok(Settings {
-        migrations_table: args.migrations_table.clone(),
+        migrations_table,
         compression,
         first_part,
         in_flight: args.parts_in_flight,
@@ -98,30 +133,155 @@ fn settings(args: &BackupArgs) -> Result<Settings, Error> {
             with_owner: args.with_owner,
             with_acl: args.with_acl,
         },
+        globals: args.globals || file.globals,
+        anomaly_threshold: Some(threshold),
     })
 }
 
-pub async fn run(args: BackupArgs, ctx: Ctx, cancel: CancellationToken) -> Result<()> {
-    let settings = settings(&args)?;
-    let conn = ConnInfo::resolve(args.database_url.as_deref(), &|k| std::env::var(k).ok())?;
-    let storage = open_repo(&args.repo).await?;
-    let manifest = backup(
-        &conn,
-        storage.as_ref(),
-        args.tag.as_deref(),
-        args.pg_bin_dir.as_deref(),
-        settings,
-        ctx,
-        &cancel,
-    )
-    .await?;
-    let summary = summarize(&manifest, storage.as_ref());
-    if ctx.json {
-        print_json(&summary)?;
-    } else {
-        print_human(&summary);
+/// The default of `--anomaly-threshold`: a fall of more than half.
+pub const DEFAULT_ANOMALY_THRESHOLD: f64 = 50.0;
+
+/// The databases to back up: `--all`, `--database NAME`s of the configuration, or the one
+/// `--database-url` / PG* name.
+async fn targets(args: &BackupArgs, config: &Config) -> Result<Vec<ConnInfo>> {
+    let env = |k: &str| std::env::var(k).ok();
+    if !args.databases.is_empty() || (args.all && !config.databases.is_empty()) {
+        let names: Vec<&String> = if args.all {
+            config.databases.keys().collect()
+        } else {
+            args.databases.iter().collect()
+        };
+        return names
+            .into_iter()
+            .map(|n| config.database_conn(n, &env).map_err(Into::into))
+            .collect();
     }
-    Ok(())
+    let conn = ConnInfo::resolve(args.database_url.as_deref(), &env)?;
+    if !args.all {
+        return Ok(vec![conn]);
+    }
+    let client = session::connect(&conn).await?;
+    let names: Vec<String> = client
+        .query(
+            "SELECT datname::text FROM pg_database WHERE NOT datistemplate AND datallowconn \
+             ORDER BY datname",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(names.iter().map(|n| conn.with_dbname(n)).collect())
+}
+
+pub async fn run(
+    args: BackupArgs,
+    config: &Config,
+    ctx: Ctx,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let settings = settings(&args, config)?;
+    let targets = targets(&args, config).await?;
+    let storage = open_repo(&args.repo, config).await?;
+    let notifier = Notifier::new(&args.notify, config);
+    let metrics = args
+        .notify
+        .metrics_file
+        .clone()
+        .or_else(|| config.notifications.metrics_file.clone());
+    let pg_bin_dir = args
+        .pg_bin_dir
+        .clone()
+        .or_else(|| config.backup.pg_bin_dir.clone());
+    notifier.start().await;
+    let started = Utc::now();
+    let mut manifests = Vec::new();
+    let mut failures = Vec::new();
+    for conn in &targets {
+        if cancel.is_cancelled() {
+            failures.push((conn.dbname().to_string(), Error::interrupted().into()));
+            break;
+        }
+        let r = backup(
+            conn,
+            storage.as_ref(),
+            args.tag.as_deref(),
+            pg_bin_dir.as_deref(),
+            settings.clone(),
+            ctx,
+            &cancel,
+        )
+        .await;
+        match r {
+            Ok(m) => {
+                if !ctx.json {
+                    print_human(&summarize(&m, storage.as_ref()));
+                }
+                manifests.push(m);
+            }
+            Err(e) => {
+                if targets.len() > 1 {
+                    output::print_error(
+                        &format!("backup of {} failed: {e:#}", conn.redacted()),
+                        crate::error::classify(&e).1.as_deref(),
+                    );
+                }
+                let stop = crate::error::is_interrupted(&e);
+                failures.push((conn.dbname().to_string(), e));
+                if stop {
+                    break;
+                }
+            }
+        }
+    }
+    let summaries: Vec<Summary> = manifests
+        .iter()
+        .map(|m| summarize(m, storage.as_ref()))
+        .collect();
+    let anomalies: Vec<String> = manifests
+        .iter()
+        .flat_map(|m| m.anomalies.iter().map(|a| format!("{}: {a}", m.database)))
+        .collect();
+    let mut databases: Vec<String> = manifests.iter().map(|m| m.database.clone()).collect();
+    databases.extend(failures.iter().map(|(d, _)| d.clone()));
+    let error = match failures.len() {
+        0 => None,
+        1 if targets.len() == 1 => failures.pop().map(|(_, e)| e),
+        n => {
+            let names: Vec<String> = failures.iter().map(|(d, _)| d.clone()).collect();
+            let (_, first) = failures.remove(0);
+            Some(first.context(format!(
+                "{n} of {} backups failed ({})",
+                targets.len(),
+                names.join(", ")
+            )))
+        }
+    };
+    finish_job(
+        "backup",
+        started,
+        &notifier,
+        metrics.as_deref(),
+        storage.as_ref(),
+        databases,
+        serde_json::to_value(&summaries)?,
+        anomalies,
+        error.as_ref(),
+    )
+    .await;
+    if ctx.json {
+        if targets.len() == 1 && !args.all {
+            if let Some(s) = summaries.first() {
+                print_json(s)?;
+            }
+        } else {
+            print_json(&summaries)?;
+        }
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 fn summarize<'a>(m: &'a Manifest, storage: &dyn Storage) -> Summary<'a> {
@@ -146,6 +306,8 @@ fn summarize<'a>(m: &'a Manifest, storage: &dyn Storage) -> Summary<'a> {
         tables: m.tables.len(),
         total_rows: m.total_rows(),
         duration_seconds: (m.finished_at - m.started_at).num_milliseconds() as f64 / 1000.0,
+        anomalies: &m.anomalies,
+        globals_key: m.globals.as_ref().map(|g| g.object.key.as_str()),
     }
 }
 
@@ -172,10 +334,16 @@ fn print_human(s: &Summary) {
     );
     println!("  sha256     {}", s.sha256);
     println!("  rows       {} in {} tables", s.total_rows, s.tables);
+    if let Some(g) = s.globals_key {
+        println!("  globals    {g}");
+    }
     println!(
         "  took       {}",
         output::duration(std::time::Duration::from_secs_f64(s.duration_seconds))
     );
+    for a in s.anomalies {
+        println!("  ANOMALY    {a}");
+    }
 }
 
 /// Takes one backup of `conn`'s database into `storage` and returns its manifest.
@@ -199,6 +367,22 @@ pub(crate) async fn backup(
         pg_dump.path.display(),
         pg_dump.version
     );
+
+    // The anomaly guard compares with the newest backup of the same database.
+    let previous = match settings.anomaly_threshold {
+        Some(_) => crate::catalog::list(storage, Some(conn.dbname()), false)
+            .await?
+            .backups
+            .pop(),
+        None => None,
+    };
+    // Globals first: a few kilobytes, and a missing privilege fails before the long dump.
+    let globals_sql = if settings.globals {
+        let pg_dumpall = tools::find("pg_dumpall", pg_bin_dir, db.major())?;
+        Some(crate::pg::globals::dump(&pg_dumpall, conn).await?)
+    } else {
+        None
+    };
 
     let snapshot = session::export_snapshot(&client).await?;
     settings.dump.snapshot = Some(snapshot);
@@ -255,6 +439,26 @@ pub(crate) async fn backup(
     }
     // The snapshot transaction only had to outlive pg_dump.
     let _ = client.batch_execute("ROLLBACK").await;
+    let globals = match globals_sql {
+        Some(sql) => match store_globals(storage, conn.dbname(), &id, &settings.compression, sql)
+            .await
+        {
+            Ok(g) => Some(g),
+            Err(e) => {
+                remove_orphan(storage, &keys.object).await;
+                return Err(e.context("the globals could not be stored; no backup was recorded"));
+            }
+        },
+        None => None,
+    };
+    let total_rows: i64 = tables.iter().map(|t| t.rows).sum();
+    let anomalies = match (&previous, settings.anomaly_threshold) {
+        (Some(prev), Some(threshold)) => anomalies(prev, summary.raw.bytes, total_rows, threshold),
+        _ => Vec::new(),
+    };
+    for a in &anomalies {
+        warn!("anomaly guard: {a}");
+    }
 
     let manifest = Manifest {
         schema_version: SCHEMA_VERSION,
@@ -291,6 +495,8 @@ pub(crate) async fn backup(
         tables,
         migrations,
         source: conn.redacted(),
+        globals,
+        anomalies,
     };
     if cancel.is_cancelled() {
         remove_orphan(storage, &keys.object).await;
@@ -301,6 +507,9 @@ pub(crate) async fn backup(
         .await
     {
         remove_orphan(storage, &keys.object).await;
+        if let Some(g) = &manifest.globals {
+            remove_orphan(storage, &g.object.key).await;
+        }
         return Err(e.context("the manifest could not be written, so this run is not a backup"));
     }
     info!(
@@ -311,6 +520,63 @@ pub(crate) async fn backup(
         output::duration(clock.elapsed())
     );
     Ok(manifest)
+}
+
+/// Compresses and stores the globals SQL beside the archive, with both checksums.
+async fn store_globals(
+    storage: &dyn Storage,
+    database: &str,
+    id: &str,
+    compression: &Compression,
+    sql: Vec<u8>,
+) -> Result<StoredGlobals> {
+    let mut raw = Digest::new();
+    raw.update(&sql);
+    let mut enc = pipeline::compress::encoder(compression, Vec::new())?;
+    io::Write::write_all(&mut enc, &sql)?;
+    let stored = enc.finish()?;
+    let mut digest = Digest::new();
+    digest.update(&stored);
+    let stored_sum = digest.finish();
+    let key = crate::catalog::id::globals_key(database, id, compression.algorithm);
+    storage.put(&key, Bytes::from(stored)).await?;
+    Ok(StoredGlobals {
+        object: StoredObject {
+            key,
+            compression: *compression,
+            bytes: stored_sum.bytes,
+            sha256: stored_sum.sha256,
+        },
+        sql: raw.finish(),
+    })
+}
+
+/// What the anomaly guard says of a backup against the previous one of the same database.
+pub fn anomalies(previous: &Manifest, raw_bytes: u64, rows: i64, threshold: f64) -> Vec<String> {
+    let mut found = Vec::new();
+    let fell = |before: f64, now: f64| before > 0.0 && now < before * (1.0 - threshold / 100.0);
+    let pct = |before: f64, now: f64| 100.0 * (before - now) / before;
+    let (b, n) = (previous.archive.bytes as f64, raw_bytes as f64);
+    if fell(b, n) {
+        found.push(format!(
+            "raw size fell {:.0}% (from {} to {}) against backup {}",
+            pct(b, n),
+            output::bytes(previous.archive.bytes),
+            output::bytes(raw_bytes),
+            previous.backup_id
+        ));
+    }
+    let (b, n) = (previous.total_rows() as f64, rows as f64);
+    if fell(b, n) {
+        found.push(format!(
+            "row count fell {:.0}% (from {} to {}) against backup {}",
+            pct(b, n),
+            previous.total_rows(),
+            rows,
+            previous.backup_id
+        ));
+    }
+    found
 }
 
 async fn abort(upload: Box<dyn Upload>, key: &str) {

@@ -6,13 +6,19 @@ use tokio_util::sync::CancellationToken;
 use super::{open_repo, print_json, Ctx};
 use crate::catalog;
 use crate::cli::CheckArgs;
+use crate::config::Config;
 use crate::error::Error;
 use crate::pg::{session, ConnInfo};
 use crate::restore::{fetch, integrity};
 
-pub async fn run(args: CheckArgs, ctx: Ctx, cancel: CancellationToken) -> Result<()> {
+pub async fn run(
+    args: CheckArgs,
+    config: &Config,
+    ctx: Ctx,
+    cancel: CancellationToken,
+) -> Result<()> {
     let target = ConnInfo::resolve(Some(&args.target), &|k| std::env::var(k).ok())?;
-    let storage = open_repo(&args.repo).await?;
+    let storage = open_repo(&args.repo, config).await?;
     let manifest =
         catalog::resolve(storage.as_ref(), &args.backup, args.database.as_deref()).await?;
     let base = args.fetch.work_dir();
@@ -27,14 +33,9 @@ pub async fn run(args: CheckArgs, ctx: Ctx, cancel: CancellationToken) -> Result
     )
     .await?;
     let client = session::connect(&target).await?;
-    let report = integrity::run(
-        &client,
-        target.dbname(),
-        &manifest,
-        &fetched.toc,
-        &args.smoke_sql,
-    )
-    .await?;
+    let mut smoke = config.smoke_for(target.dbname());
+    smoke.extend(args.smoke_sql.iter().cloned());
+    let report = integrity::run(&client, target.dbname(), &manifest, &fetched.toc, &smoke).await?;
     if ctx.json {
         print_json(&report)?;
     } else {

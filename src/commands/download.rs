@@ -6,10 +6,16 @@ use tokio_util::sync::CancellationToken;
 use super::{open_repo, print_json, Ctx};
 use crate::catalog;
 use crate::cli::DownloadArgs;
+use crate::config::Config;
 use crate::error::Error;
 use crate::restore::fetch;
 
-pub async fn run(args: DownloadArgs, ctx: Ctx, cancel: CancellationToken) -> Result<()> {
+pub async fn run(
+    args: DownloadArgs,
+    config: &Config,
+    ctx: Ctx,
+    cancel: CancellationToken,
+) -> Result<()> {
     if args.output.exists() {
         return Err(
             Error::usage(format!("{} already exists", args.output.display()))
@@ -17,7 +23,7 @@ pub async fn run(args: DownloadArgs, ctx: Ctx, cancel: CancellationToken) -> Res
                 .into(),
         );
     }
-    let storage = open_repo(&args.repo).await?;
+    let storage = open_repo(&args.repo, config).await?;
     let manifest = catalog::resolve(storage.as_ref(), &args.id, args.database.as_deref()).await?;
     let parent = match args.output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

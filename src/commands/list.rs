@@ -4,8 +4,10 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{open_repo, print_json, Ctx};
+use crate::catalog::verification::{Level, Verification};
 use crate::catalog::{self, Leftover, Manifest};
 use crate::cli::ListArgs;
+use crate::config::Config;
 use crate::output;
 
 #[derive(Serialize)]
@@ -21,10 +23,14 @@ struct Row<'a> {
     total_rows: i64,
     sha256: &'a str,
     object_key: &'a str,
+    /// The newest successful verification: when, and `archive` or `restore`.
+    verified_at: Option<String>,
+    verified_level: Option<Level>,
+    anomalies: &'a [String],
 }
 
-impl<'a> From<&'a Manifest> for Row<'a> {
-    fn from(m: &'a Manifest) -> Self {
+impl<'a> Row<'a> {
+    fn new(m: &'a Manifest, verified: Option<&Verification>) -> Self {
         Row {
             backup_id: &m.backup_id,
             database: &m.database,
@@ -39,6 +45,9 @@ impl<'a> From<&'a Manifest> for Row<'a> {
             total_rows: m.total_rows(),
             sha256: &m.object.sha256,
             object_key: &m.object.key,
+            verified_at: verified.map(|v| v.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            verified_level: verified.map(|v| v.level.clone()),
+            anomalies: &m.anomalies,
         }
     }
 }
@@ -50,13 +59,17 @@ struct Listing<'a> {
     incomplete: &'a [Leftover],
 }
 
-pub async fn run(args: ListArgs, ctx: Ctx) -> Result<()> {
-    let storage = open_repo(&args.repo).await?;
+pub async fn run(args: ListArgs, config: &Config, ctx: Ctx) -> Result<()> {
+    let storage = open_repo(&args.repo, config).await?;
     let listing = catalog::list(storage.as_ref(), args.database.as_deref(), true).await?;
     if ctx.json {
         return print_json(&Listing {
             repository: storage.describe(),
-            backups: listing.backups.iter().map(Row::from).collect(),
+            backups: listing
+                .backups
+                .iter()
+                .map(|m| Row::new(m, listing.verified(&m.backup_id)))
+                .collect(),
             incomplete: &listing.leftovers,
         });
     }
@@ -67,7 +80,12 @@ pub async fn run(args: ListArgs, ctx: Ctx) -> Result<()> {
             .backups
             .iter()
             .map(|m| {
-                let r = Row::from(m);
+                let r = Row::new(m, listing.verified(&m.backup_id));
+                let verified = match (&r.verified_at, &r.verified_level) {
+                    (Some(at), Some(level)) => format!("{} ({level:?})", &at[..10]).to_lowercase(),
+                    _ => "-".into(),
+                };
+                let flag = if r.anomalies.is_empty() { "" } else { " !" };
                 vec![
                     r.backup_id.to_string(),
                     r.database.to_string(),
@@ -77,17 +95,21 @@ pub async fn run(args: ListArgs, ctx: Ctx) -> Result<()> {
                     )),
                     output::bytes(r.raw_bytes),
                     output::bytes(r.stored_bytes),
-                    r.total_rows.to_string(),
+                    format!("{}{flag}", r.total_rows),
+                    verified,
                 ]
             })
             .collect();
         print!(
             "{}",
             output::table(
-                &["ID", "DATABASE", "TAG", "TOOK", "RAW", "STORED", "ROWS"],
+                &["ID", "DATABASE", "TAG", "TOOK", "RAW", "STORED", "ROWS", "VERIFIED"],
                 &rows
             )
         );
+    }
+    if listing.backups.iter().any(|m| !m.anomalies.is_empty()) {
+        println!("! the anomaly guard flagged this backup (`pgsafe show ID` says why)");
     }
     if !listing.leftovers.is_empty() {
         println!("\nincomplete (not backups; left by failed or interrupted runs):");

@@ -6,15 +6,22 @@ use tokio_util::sync::CancellationToken;
 use super::{open_repo, print_json, Ctx};
 use crate::catalog::audit;
 use crate::cli::{RestoreArgs, StrategyArg};
+use crate::config::Config;
 use crate::pg::ConnInfo;
 use crate::restore::{self, Options, Outcome, Restore, Strategy};
 
-pub async fn run(args: RestoreArgs, ctx: Ctx, cancel: CancellationToken) -> Result<()> {
+pub async fn run(
+    args: RestoreArgs,
+    config: &Config,
+    ctx: Ctx,
+    cancel: CancellationToken,
+) -> Result<()> {
     let target = ConnInfo::resolve(Some(&args.target), &|k| std::env::var(k).ok())?;
     if let Some(spec) = &args.migrations_table {
         crate::pg::migrations::parse_custom(spec)?;
     }
-    let storage = open_repo(&args.repo).await?;
+    let storage = open_repo(&args.repo, config).await?;
+    let target_db = target.dbname().to_string();
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get() as u32)
         .unwrap_or(1);
@@ -38,16 +45,25 @@ pub async fn run(args: RestoreArgs, ctx: Ctx, cancel: CancellationToken) -> Resu
             .iter()
             .filter(|p| !p.is_empty())
             .cloned()
+            .chain(config.protected_names())
             .collect(),
         allow_protected: args.allow_protected,
         safety_backup: !args.no_safety_backup,
         allow_newer_migrations: args.allow_newer_migrations,
-        migrations_table: args.migrations_table.clone(),
+        migrations_table: args
+            .migrations_table
+            .clone()
+            .or_else(|| config.backup.migrations_table.clone()),
         allow_downgrade: args.allow_downgrade,
         jobs: args.jobs.unwrap_or(cpus).max(1),
         with_owner: args.with_owner,
         with_acl: args.with_acl,
-        smoke_sql: args.smoke_sql.clone(),
+        smoke_sql: config
+            .smoke_for(&target_db)
+            .into_iter()
+            .chain(args.smoke_sql.iter().cloned())
+            .collect(),
+        with_globals: args.with_globals,
         dry_run: args.dry_run,
         pg_bin_dir: args.fetch.pg_bin_dir.clone(),
         audit_log: args.audit_log.clone().unwrap_or_else(audit::default_log),

@@ -3,15 +3,33 @@
 use anyhow::Result;
 
 use super::{open_repo, print_json, Ctx};
-use crate::catalog;
+use crate::catalog::{self, verification};
 use crate::cli::ShowArgs;
+use crate::config::Config;
 use crate::output;
 
-pub async fn run(args: ShowArgs, ctx: Ctx) -> Result<()> {
-    let storage = open_repo(&args.repo).await?;
+pub async fn run(args: ShowArgs, config: &Config, ctx: Ctx) -> Result<()> {
+    let storage = open_repo(&args.repo, config).await?;
     let m = catalog::resolve(storage.as_ref(), &args.id, args.database.as_deref()).await?;
+    let history = verification::load(
+        storage.as_ref(),
+        &verification::key(&m.database, &m.backup_id),
+    )
+    .await?
+    .unwrap_or_default();
     if ctx.json {
-        return print_json(&m);
+        #[derive(serde::Serialize)]
+        struct Shown<'a> {
+            #[serde(flatten)]
+            manifest: &'a catalog::Manifest,
+            verified: Option<&'a verification::Verification>,
+            verifications: &'a [verification::Verification],
+        }
+        return print_json(&Shown {
+            manifest: &m,
+            verified: history.last_ok(),
+            verifications: &history.verifications,
+        });
     }
     let secs = (m.finished_at - m.started_at).num_milliseconds().max(0) as f64 / 1000.0;
     println!("backup      {}", m.backup_id);
@@ -47,6 +65,36 @@ pub async fn run(args: ShowArgs, ctx: Ctx) -> Result<()> {
         output::bytes(m.archive.bytes),
         m.archive.sha256
     );
+    match history.last_ok() {
+        Some(v) => println!(
+            "verified    {} ({:?}{})",
+            v.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            v.level,
+            v.restore_to
+                .as_deref()
+                .map(|t| format!(", restored into {t}"))
+                .unwrap_or_default()
+        ),
+        None => println!("verified    never"),
+    }
+    if let Some(last) = history.verifications.last().filter(|v| !v.ok) {
+        println!(
+            "last check  {} FAILED: {}",
+            last.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            last.error.as_deref().unwrap_or(&last.result)
+        );
+    }
+    for a in &m.anomalies {
+        println!("ANOMALY     {a}");
+    }
+    if let Some(g) = &m.globals {
+        println!(
+            "globals     {} ({}, sha256 {})",
+            g.object.key,
+            output::bytes(g.object.bytes),
+            g.object.sha256
+        );
+    }
     let ext: Vec<String> = m
         .extensions
         .iter()

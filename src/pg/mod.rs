@@ -2,6 +2,7 @@
 
 pub mod conninfo;
 pub mod dump;
+pub mod globals;
 pub mod migrations;
 pub mod session;
 pub mod tls;

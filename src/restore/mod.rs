@@ -3,6 +3,7 @@
 //! before the archive is verified and every interlock agreed; every step lands in the audit
 //! record, and whatever fails, the cleanup puts back what pgsafe changed.
 
+pub mod drill;
 pub mod execute;
 pub mod fetch;
 pub mod integrity;
@@ -63,6 +64,8 @@ pub struct Options {
     pub dry_run: bool,
     pub pg_bin_dir: Option<PathBuf>,
     pub audit_log: PathBuf,
+    /// Apply the backup's globals (roles, tablespaces) first.
+    pub with_globals: bool,
 }
 
 /// What a finished (or dry) run reports.
@@ -370,7 +373,27 @@ impl<'a> Restore<'a> {
         }
         self.check_cancel()?;
 
-        // 8. Execute.
+        // 8. Globals (roles, tablespaces), when asked: the archive's objects may need them.
+        if self.opts.with_globals {
+            let t = now();
+            let r = self.apply_globals(&manifest).await;
+            let kept = self.step_err("globals", t, r)?;
+            self.step_ok(
+                "globals",
+                t,
+                if kept.is_empty() {
+                    "roles and tablespaces applied".to_string()
+                } else {
+                    format!(
+                        "roles and tablespaces applied; existing ones left as they are: {}",
+                        kept.join(", ")
+                    )
+                },
+            );
+        }
+        self.check_cancel()?;
+
+        // 9. Execute.
         let flags = RestoreFlags {
             jobs: self.opts.jobs,
             with_owner: self.opts.with_owner,
@@ -456,6 +479,12 @@ impl<'a> Restore<'a> {
                     "back up the current {db} into the repository, tagged pre-restore"
                 ));
             }
+        }
+        if self.opts.with_globals {
+            plan.push(
+                "apply the backup's globals: create missing roles and tablespaces, leave existing ones as they are"
+                    .into(),
+            );
         }
         match (self.opts.strategy, self.opts.in_place || !target_exists) {
             (Strategy::Fresh, false) => {
@@ -548,7 +577,16 @@ impl<'a> Restore<'a> {
             .hint("install them on the target server (e.g. the postgresql-contrib package) first")
             .into());
         }
-        if self.opts.with_owner || self.opts.with_acl {
+        if self.opts.with_globals && m.globals.is_none() {
+            return Err(Error::usage(format!(
+                "backup {} holds no globals, so --with-globals has nothing to apply",
+                m.backup_id
+            ))
+            .hint("take backups with --globals (or backup.globals = true), or restore without --with-globals")
+            .into());
+        }
+        // With globals, the roles come with them (applied just before pg_restore).
+        if (self.opts.with_owner || self.opts.with_acl) && !self.opts.with_globals {
             let mut roles: Vec<&str> = toc
                 .iter()
                 .map(|e| e.owner.as_str())
@@ -613,6 +651,47 @@ impl<'a> Restore<'a> {
         Ok(others)
     }
 
+    /// Fetches the backup's globals, checks both SHA-256s, and applies them with psql.
+    async fn apply_globals(&self, m: &Manifest) -> Result<Vec<String>> {
+        let g = m.globals.as_ref().expect("checked in preflight");
+        let data = self.storage.get(&g.object.key).await?.ok_or_else(|| {
+            Error::corrupt(format!(
+                "the globals {} of backup {} are missing",
+                g.object.key, m.backup_id
+            ))
+        })?;
+        let mut d = crate::pipeline::Digest::new();
+        d.update(&data);
+        let stored = crate::pipeline::Checksum {
+            sha256: g.object.sha256.clone(),
+            bytes: g.object.bytes,
+        };
+        if d.finish() != stored {
+            return Err(Error::corrupt(format!("checksum mismatch for {}", g.object.key)).into());
+        }
+        let mut sql = Vec::new();
+        std::io::Read::read_to_end(
+            &mut crate::pipeline::compress::decoder(g.object.compression.algorithm, &data[..])?,
+            &mut sql,
+        )
+        .map_err(|e| Error::corrupt(format!("{} cannot be decompressed: {e}", g.object.key)))?;
+        let mut d = crate::pipeline::Digest::new();
+        d.update(&sql);
+        if d.finish() != g.sql {
+            return Err(Error::corrupt(format!(
+                "checksum mismatch for the SQL of {}",
+                g.object.key
+            ))
+            .into());
+        }
+        let target_major = crate::pg::session::database_info(self.maint())
+            .await?
+            .major();
+        let psql = crate::pg::tools::find("psql", self.opts.pg_bin_dir.as_deref(), target_major)?;
+        let maint_info = self.opts.target.with_dbname(&self.opts.maintenance_db);
+        crate::pg::globals::apply(&psql, &maint_info, self.maint(), &sql).await
+    }
+
     async fn block_and_terminate(&mut self, db: &str) -> Result<u64> {
         let old = execute::block_connections(self.maint(), db).await?;
         self.changes.connection_limit = Some((db.to_string(), old));
@@ -631,6 +710,8 @@ impl<'a> Restore<'a> {
             first_part: 8 * 1024 * 1024,
             in_flight: 4,
             dump: crate::pg::dump::DumpOptions::default(),
+            globals: false,
+            anomaly_threshold: None,
         };
         let ctx = crate::commands::Ctx {
             json: false,

@@ -229,6 +229,18 @@ impl Storage for LocalStorage {
         }))
     }
 
+    async fn abort_incomplete(&self, upload: &IncompleteUpload) -> Result<()> {
+        if upload.upload_id.is_empty() || upload.upload_id.contains('/') {
+            anyhow::bail!("invalid upload id {:?}", upload.upload_id);
+        }
+        let path = partial_path(&self.path(&upload.key)?, &upload.upload_id);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("could not delete {}", path.display())),
+        }
+    }
+
     async fn incomplete_uploads(&self, prefix: &str) -> Result<Vec<IncompleteUpload>> {
         let root = self.root.clone();
         let found = blocking(move || {

@@ -53,6 +53,8 @@ pub trait Storage: Send + Sync {
     async fn begin_upload(&self, key: &str) -> Result<Box<dyn Upload>>;
     /// Uploads under `prefix` that were begun and never completed or aborted.
     async fn incomplete_uploads(&self, prefix: &str) -> Result<Vec<IncompleteUpload>>;
+    /// Discards an unfinished upload that [`Storage::incomplete_uploads`] found.
+    async fn abort_incomplete(&self, upload: &IncompleteUpload) -> Result<()>;
 }
 
 #[async_trait]

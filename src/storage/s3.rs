@@ -317,6 +317,18 @@ impl Storage for S3Storage {
         }))
     }
 
+    async fn abort_incomplete(&self, upload: &IncompleteUpload) -> Result<()> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(format!("{}{}", self.prefix, upload.key))
+            .upload_id(&upload.upload_id)
+            .send()
+            .await
+            .map_err(|e| s3_error("AbortMultipartUpload", &self.target(&upload.key), &e))?;
+        Ok(())
+    }
+
     async fn incomplete_uploads(&self, prefix: &str) -> Result<Vec<IncompleteUpload>> {
         let full = format!("{}{}", self.prefix, prefix);
         let mut uploads = Vec::new();
