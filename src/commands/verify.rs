@@ -180,7 +180,7 @@ async fn verify_one(
     let clock = Instant::now();
     let at = Utc::now();
     let mut steps = Vec::new();
-    let scratch = drill.map(|_| drill::scratch_name());
+    let scratch = drill.map(|_| drill::scratch_name(&m.database));
     let mut checks_run = 0;
     let mut failed_checks = Vec::new();
     let outcome: Result<()> = async {

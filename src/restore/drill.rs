@@ -27,14 +27,23 @@ pub struct Drill<'a> {
     pub progress: ProgressMode,
 }
 
-/// `pgsafe_verify_<UTC time>_<random>`: recognisable, unique, under 63 bytes.
-pub fn scratch_name() -> String {
+/// `pgsafe_verify_<database>_<UTC time>_<random>`: recognisable (whose drill left it, and
+/// when), unique, and within PostgreSQL's 63-byte limit.
+pub fn scratch_name(database: &str) -> String {
+    let db: String = crate::catalog::id::slug(database)
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(24)
+        .collect();
     format!(
-        "pgsafe_verify_{}_{}",
+        "{SCRATCH_PREFIX}{db}_{}_{}",
         Utc::now().format("%Y%m%dT%H%M%S"),
         &uuid::Uuid::new_v4().simple().to_string()[..6]
     )
 }
+
+/// Every scratch database's name starts with this.
+pub const SCRATCH_PREFIX: &str = "pgsafe_verify_";
 
 impl Drill<'_> {
     /// Runs the drill into `scratch`, appending each step to `steps`. The scratch database is

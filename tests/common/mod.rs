@@ -706,3 +706,248 @@ pub fn drop_db(db: &str) {
         &format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"),
     );
 }
+
+/// A second, throwaway PostgreSQL cluster of the test's own (initdb on a free port), for tests
+/// that need a whole fresh server: globals, `backup --all`. Stopped and deleted when dropped.
+/// As root it runs as the `postgres` user, like scripts/env.sh's cluster.
+pub struct Cluster {
+    pub port: u16,
+    pub password: String,
+    dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+fn as_pg_owner(program: &Path) -> Command {
+    if is_root() {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(program);
+        cmd
+    } else {
+        Command::new(program)
+    }
+}
+
+fn check(out: Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("pgsafe-cluster")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let password = format!("cl-{}", &sha256_hex(unique("pw").as_bytes())[..20]);
+        let pwfile = dir.path().join("pwfile");
+        std::fs::write(&pwfile, format!("{password}\n")).unwrap();
+        if is_root() {
+            check(
+                Command::new("chown")
+                    .args(["-R", "postgres:"])
+                    .arg(dir.path())
+                    .output()
+                    .unwrap(),
+                "chown",
+            );
+        }
+        let data = dir.path().join("data");
+        check(
+            as_pg_owner(&pg_tool("initdb"))
+                .arg("-D")
+                .arg(&data)
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                ])
+                .args(["--encoding=UTF8", "--locale=C.UTF-8"])
+                .arg(format!("--pwfile={}", pwfile.display()))
+                .output()
+                .unwrap(),
+            "initdb",
+        );
+        let port = free_port();
+        let conf = format!(
+            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
+             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n",
+            dir.path().display()
+        );
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .unwrap();
+        std::io::Write::write_all(&mut f, conf.as_bytes()).unwrap();
+        check(
+            as_pg_owner(&pg_tool("pg_ctl"))
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(dir.path().join("server.log"))
+                .args(["-w", "start"])
+                .output()
+                .unwrap(),
+            "pg_ctl start",
+        );
+        Cluster {
+            port,
+            password,
+            dir,
+        }
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgresql://postgres:{}@127.0.0.1:{}/{db}",
+            self.password, self.port
+        )
+    }
+
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let out = Command::new(pg_tool("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+            ])
+            .args([
+                "-U",
+                "postgres",
+                "-p",
+                &self.port.to_string(),
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
+            .env("PGPASSWORD", &self.password)
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "psql failed on {sql:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    pub fn psql_file(&self, db: &str, file: &Path) {
+        let out = Command::new(pg_tool("psql"))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
+            .args([
+                "-U",
+                "postgres",
+                "-p",
+                &self.port.to_string(),
+                "-d",
+                db,
+                "-f",
+            ])
+            .arg(file)
+            .env("PGPASSWORD", &self.password)
+            .output()
+            .expect("psql runs");
+        check(out, "psql -f");
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = as_pg_owner(&pg_tool("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+/// One HTTP request a [`Receiver`] took.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub body: String,
+}
+
+impl Request {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// A small HTTP server on 127.0.0.1 that records every request and answers 200: the webhook
+/// and healthchecks endpoints of the notification tests.
+pub struct Receiver {
+    pub url: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Request>>>,
+}
+
+impl Receiver {
+    pub fn start() -> Receiver {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    continue;
+                }
+                let mut parts = line.split_whitespace();
+                let method = parts.next().unwrap_or("").to_string();
+                let path = parts.next().unwrap_or("").to_string();
+                let mut length = 0usize;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':') {
+                        if k.eq_ignore_ascii_case("content-length") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = std::io::Read::read_exact(&mut reader, &mut body);
+                seen.lock().unwrap().push(Request {
+                    method,
+                    path,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                });
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
+            }
+        });
+        Receiver { url, requests }
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+}
