@@ -200,6 +200,11 @@ pub struct NotifyArgs {
     )]
     pub healthchecks_url: Option<String>,
 
+    /// The name notifications and the metrics file give this run [default: the command's name;
+    /// `pgsafe schedule` passes each job's name].
+    #[arg(long, env = "PGSAFE_JOB_NAME", value_name = "NAME")]
+    pub job_name: Option<String>,
+
     /// Prometheus text file rewritten with the repository's latest figures.
     #[arg(long, env = "PGSAFE_METRICS_FILE", value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,

@@ -21,6 +21,8 @@ pub struct Notifier {
     webhook: Option<String>,
     failures_only: bool,
     healthchecks: Option<String>,
+    metrics_file: Option<std::path::PathBuf>,
+    job_name: Option<String>,
 }
 
 /// The JSON body of a webhook call.
@@ -28,6 +30,8 @@ pub struct Notifier {
 pub struct Event {
     /// `backup`, `prune` or `verify`.
     pub job: String,
+    /// The scheduled job's name (`--job-name`), else the same as `job`.
+    pub name: String,
     /// `success` or `failure`.
     pub status: String,
     pub exit_code: i32,
@@ -59,7 +63,24 @@ impl Notifier {
                 .or_else(|| n.healthchecks_url.clone())
                 .filter(|u| !u.is_empty())
                 .map(|u| u.trim_end_matches('/').to_string()),
+            // An empty value (PGSAFE_METRICS_FILE="") turns the configured file off.
+            metrics_file: args
+                .metrics_file
+                .clone()
+                .or_else(|| n.metrics_file.clone())
+                .filter(|p| !p.as_os_str().is_empty()),
+            job_name: args.job_name.clone().filter(|n| !n.is_empty()),
         }
+    }
+
+    /// The name notifications and metrics give this run.
+    pub fn job_name(&self) -> Option<&str> {
+        self.job_name.as_deref()
+    }
+
+    /// The Prometheus text file to rewrite after the job, if any.
+    pub fn metrics_file(&self) -> Option<&std::path::Path> {
+        self.metrics_file.as_deref()
     }
 
     pub fn is_empty(&self) -> bool {

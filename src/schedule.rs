@@ -24,6 +24,15 @@ pub fn parse_cron(expr: &str) -> Result<Cron, String> {
             ))
         }
     };
+    // Classic cron numbers Sunday 0, the cron crate (Quartz) numbers it 1: a numeric weekday
+    // would silently run a day off. Names mean the same everywhere.
+    let weekday = full.split_whitespace().nth(5).unwrap_or("*");
+    if weekday.bytes().any(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "cron expression {expr:?}: write the day of the week as names (MON-FRI, SUN), not \
+             {weekday:?}: cron implementations disagree on which number is Sunday"
+        ));
+    }
     let schedule = cron::Schedule::from_str(&full)
         .map_err(|e| format!("invalid cron expression {expr:?}: {e}"))?;
     Ok(Cron {
@@ -68,5 +77,15 @@ mod tests {
     fn bad_expressions_say_why() {
         assert!(parse_cron("every day").unwrap_err().contains("fields"));
         assert!(parse_cron("61 * * * *").is_err());
+        // Regression: "0 3 * * 1" means Monday to cron(8) but Sunday to the cron crate.
+        assert!(parse_cron("0 3 * * 1").unwrap_err().contains("names"));
+        assert!(parse_cron("0 0 3 * * 1-5").unwrap_err().contains("names"));
+        assert!(parse_cron("0 3 * * MON-FRI").is_ok());
+        let monday = parse_cron("0 3 * * MON").unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 12, 4, 0, 0, 0).unwrap(); // a Friday
+        assert_eq!(
+            monday.next_after(t),
+            Some(Utc.with_ymd_and_hms(2026, 12, 7, 3, 0, 0).unwrap())
+        );
     }
 }

@@ -322,6 +322,7 @@ databases = ["broken"]
 
     let ok = &hook_bodies("success")[0];
     assert_eq!(ok["job"], "backup");
+    assert_eq!(ok["name"], "nightly");
     assert_eq!(ok["exit_code"], 0);
     assert_eq!(ok["databases"], serde_json::json!([db]));
     let backup_id = ok["results"][0]["backup_id"].as_str().unwrap();
@@ -329,6 +330,7 @@ databases = ["broken"]
     assert!(ok["error"].is_null());
     let failed = &hook_bodies("failure")[0];
     assert_eq!(failed["job"], "backup");
+    assert_eq!(failed["name"], "broken");
     assert_eq!(failed["exit_code"], 1);
     assert_eq!(failed["databases"], serde_json::json!([missing]));
     let error = failed["error"].as_str().unwrap();
@@ -361,7 +363,10 @@ databases = ["broken"]
         format!("pgsafe_last_backup_timestamp_seconds{{database=\"{db}\"}} "),
         format!("pgsafe_last_backup_size_bytes{{database=\"{db}\"}} "),
         format!("pgsafe_last_backup_duration_seconds{{database=\"{db}\"}} "),
-        "pgsafe_job_last_run_timestamp_seconds{job=\"backup\"} ".to_string(),
+        "pgsafe_job_last_run_timestamp_seconds{job=\"nightly\"} ".to_string(),
+        // Each scheduled job has its own outcome, by name.
+        "pgsafe_job_last_success{job=\"nightly\"} 1".to_string(),
+        "pgsafe_job_last_success{job=\"broken\"} 0".to_string(),
     ] {
         assert!(text.contains(&line), "{line} not in:\n{text}");
     }
@@ -667,6 +672,40 @@ fn backup_all_with_globals_restores_roles_and_databases_into_a_fresh_cluster() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&login.stdout).trim(), "app_owner");
 
+    // Damaged globals are a corrupt backup: verify says so, and a restore applies nothing.
+    let globals = files_containing(&repo.path().join("tickets"), ".globals.sql.zst");
+    assert_eq!(globals.len(), 1);
+    let mut data = std::fs::read(&globals[0]).unwrap();
+    let last = data.len() - 1;
+    data[last] ^= 0x10;
+    std::fs::write(&globals[0], data).unwrap();
+    let out = run(pgsafe()
+        .args(["verify", "latest", "--database", "tickets", "--repo"])
+        .arg(repo.path()));
+    out.assert_code(5);
+    assert!(out.stderr.contains("globals"), "{}", out.stderr);
+    target.psql("postgres", "DROP ROLE \"Report User\"");
+    let out = run(pgsafe()
+        .args(["restore", "latest", "--database", "tickets", "--repo"])
+        .arg(repo.path())
+        .args([
+            "--target",
+            &target.url("tickets_again"),
+            "--confirm",
+            "tickets_again",
+        ])
+        .args(["--reason", "drill", "--with-globals"])
+        .env("PGSAFE_AUDIT_LOG", repo.path().join("audit.log")));
+    out.assert_code(5);
+    assert_eq!(
+        target.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'Report User'"
+        ),
+        "0",
+        "corrupt globals were applied"
+    );
+
     // A backup without globals cannot be restored --with-globals: refused, nothing done.
     let plain = run(pgsafe()
         .args(["--json", "backup", "--repo"])
@@ -694,4 +733,47 @@ fn backup_all_with_globals_restores_roles_and_databases_into_a_fresh_cluster() {
         ),
         "0"
     );
+}
+
+#[test]
+fn the_example_configuration_of_docs_and_docker_compose_runs_every_job() {
+    // docs/examples/pgsafe.toml is what docker-compose.yml mounts; run it here with the same
+    // servers (PostgreSQL 15, s3s-fs) and the environment compose sets, a test's own instead.
+    let db = fixture_db("example");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/pgsafe.toml");
+    let s3 = &env().s3s;
+    let prefix = unique("example");
+    let metrics = tempfile::tempdir().unwrap();
+    let cmd = || {
+        let mut cmd = with_config(&config);
+        s3.apply(&mut cmd)
+            .env("PGSAFE_REPO", s3.repo(&prefix))
+            .env("TICKETS_URL", db_url(&db))
+            .env("STAGING_URL", &env().pg_url)
+            .env("PGSAFE_METRICS_FILE", metrics.path().join("pgsafe.prom"));
+        cmd
+    };
+    let check = run(cmd().args(["--json", "config", "check"]));
+    check.assert_code(0);
+    let jobs = check.json()["schedule"].as_array().unwrap().len();
+    assert_eq!(jobs, 3);
+    let out = run(cmd().args(["schedule", "--once"]));
+    out.assert_code(0);
+    for line in ["nightly backup", "prune", "weekly restore drill"] {
+        assert!(
+            out.stderr.contains(&format!("job \"{line}\"")),
+            "{}",
+            out.stderr
+        );
+    }
+    let shown = run(cmd().args(["--json", "show", "latest", "--database", &db]));
+    shown.assert_code(0);
+    let shown = shown.json();
+    assert_eq!(shown["verified"]["level"], "restore", "the drill ran");
+    assert!(
+        shown["globals"]["object"]["key"].is_string(),
+        "globals stored"
+    );
+    assert!(metrics.path().join("pgsafe.prom").exists());
+    drop_db(&db);
 }

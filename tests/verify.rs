@@ -176,9 +176,21 @@ fn a_flipped_byte_and_a_truncated_object_exit_5_and_leave_no_scratch_database() 
     );
     assert!(human.stdout.contains("FAILED"), "{}", human.stdout);
 
+    let listed = run(repo.cmd().args(["list"]));
+    assert!(
+        listed.stdout.contains("FAILED (corrupt)"),
+        "{}",
+        listed.stdout
+    );
+    let listed = run(repo.cmd().args(["--json", "list"])).json();
+    assert_eq!(listed["backups"][0]["last_check"], "corrupt");
+
     // Put back, it verifies again.
     std::fs::write(&object, &original).unwrap();
     repo.verify(&[&id]).assert_code(0);
+    let listed = run(repo.cmd().args(["--json", "list"])).json();
+    assert_eq!(listed["backups"][0]["last_check"], "verified");
+    assert_eq!(listed["backups"][0]["verified_level"], "archive");
     drop_db(&db);
 }
 

@@ -39,13 +39,21 @@ pub struct Listing {
     /// Complete backups, oldest first.
     pub backups: Vec<Manifest>,
     pub leftovers: Vec<Leftover>,
-    /// The newest successful verification of each backup that has one, by backup ID.
-    pub verified: HashMap<String, verification::Verification>,
+    /// The verification history of each backup that has one, by backup ID.
+    pub verifications: HashMap<String, verification::History>,
 }
 
 impl Listing {
+    /// The newest successful verification of a backup.
     pub fn verified(&self, id: &str) -> Option<&verification::Verification> {
-        self.verified.get(id)
+        self.verifications.get(id).and_then(|h| h.last_ok())
+    }
+
+    /// The newest verification of a backup, successful or not.
+    pub fn last_check(&self, id: &str) -> Option<&verification::Verification> {
+        self.verifications
+            .get(id)
+            .and_then(|h| h.verifications.last())
     }
 }
 
@@ -97,11 +105,8 @@ pub async fn list(storage: &dyn Storage, database: Option<&str>, uploads: bool) 
         if let Some(vid) = verification::id_of_key(&o.key) {
             let wanted = listing.backups.iter().any(|m| m.backup_id == vid);
             if wanted {
-                if let Some(v) = verification::load(storage, &o.key)
-                    .await?
-                    .and_then(|h| h.last_ok().cloned())
-                {
-                    listing.verified.insert(vid.to_string(), v);
+                if let Some(h) = verification::load(storage, &o.key).await? {
+                    listing.verifications.insert(vid.to_string(), h);
                 }
             }
         }

@@ -184,11 +184,6 @@ pub async fn run(
     let targets = targets(&args, config).await?;
     let storage = open_repo(&args.repo, config).await?;
     let notifier = Notifier::new(&args.notify, config);
-    let metrics = args
-        .notify
-        .metrics_file
-        .clone()
-        .or_else(|| config.notifications.metrics_file.clone());
     let pg_bin_dir = args
         .pg_bin_dir
         .clone()
@@ -261,7 +256,6 @@ pub async fn run(
         "backup",
         started,
         &notifier,
-        metrics.as_deref(),
         storage.as_ref(),
         databases,
         serde_json::to_value(&summaries)?,

@@ -4,7 +4,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{open_repo, print_json, Ctx};
-use crate::catalog::verification::{Level, Verification};
+use crate::catalog::verification::Level;
 use crate::catalog::{self, Leftover, Manifest};
 use crate::cli::ListArgs;
 use crate::config::Config;
@@ -26,11 +26,14 @@ struct Row<'a> {
     /// The newest successful verification: when, and `archive` or `restore`.
     verified_at: Option<String>,
     verified_level: Option<Level>,
+    /// The newest verification's result (`verified`, `corrupt`, ...), even when it failed.
+    last_check: Option<&'a str>,
     anomalies: &'a [String],
 }
 
 impl<'a> Row<'a> {
-    fn new(m: &'a Manifest, verified: Option<&Verification>) -> Self {
+    fn new(m: &'a Manifest, listing: &'a catalog::Listing) -> Self {
+        let verified = listing.verified(&m.backup_id);
         Row {
             backup_id: &m.backup_id,
             database: &m.database,
@@ -47,6 +50,7 @@ impl<'a> Row<'a> {
             object_key: &m.object.key,
             verified_at: verified.map(|v| v.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             verified_level: verified.map(|v| v.level.clone()),
+            last_check: listing.last_check(&m.backup_id).map(|v| v.result.as_str()),
             anomalies: &m.anomalies,
         }
     }
@@ -68,7 +72,7 @@ pub async fn run(args: ListArgs, config: &Config, ctx: Ctx) -> Result<()> {
             backups: listing
                 .backups
                 .iter()
-                .map(|m| Row::new(m, listing.verified(&m.backup_id)))
+                .map(|m| Row::new(m, &listing))
                 .collect(),
             incomplete: &listing.leftovers,
         });
@@ -80,9 +84,13 @@ pub async fn run(args: ListArgs, config: &Config, ctx: Ctx) -> Result<()> {
             .backups
             .iter()
             .map(|m| {
-                let r = Row::new(m, listing.verified(&m.backup_id));
-                let verified = match (&r.verified_at, &r.verified_level) {
-                    (Some(at), Some(level)) => format!("{} ({level:?})", &at[..10]).to_lowercase(),
+                let r = Row::new(m, &listing);
+                let verified = match (&r.verified_at, &r.verified_level, r.last_check) {
+                    // The newest check failed: say so, whatever an older one proved.
+                    (_, _, Some(result)) if result != "verified" => format!("FAILED ({result})"),
+                    (Some(at), Some(level), _) => {
+                        format!("{} ({level:?})", &at[..10]).to_lowercase()
+                    }
                     _ => "-".into(),
                 };
                 let flag = if r.anomalies.is_empty() { "" } else { " !" };

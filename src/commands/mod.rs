@@ -12,7 +12,6 @@ pub mod schedule;
 pub mod show;
 pub mod verify;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -110,7 +109,6 @@ pub async fn finish_job(
     job: &str,
     started_at: DateTime<Utc>,
     notifier: &Notifier,
-    metrics_file: Option<&Path>,
     storage: &dyn Storage,
     databases: Vec<String>,
     results: serde_json::Value,
@@ -119,6 +117,7 @@ pub async fn finish_job(
 ) {
     let event = Event {
         job: job.to_string(),
+        name: notifier.job_name().unwrap_or(job).to_string(),
         status: if error.is_none() {
             "success"
         } else {
@@ -136,9 +135,9 @@ pub async fn finish_job(
         pgsafe_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     notifier.finish(&event).await;
-    if let Some(path) = metrics_file {
+    if let Some(path) = notifier.metrics_file() {
         let run = crate::metrics::JobRun {
-            job: job.to_string(),
+            job: event.name.clone(),
             ok: error.is_none(),
             at: event.finished_at,
         };

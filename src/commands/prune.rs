@@ -66,11 +66,6 @@ pub async fn run(
     let flags_policy = flags_policy(&args)?;
     let storage = open_repo(&args.repo, config).await?;
     let notifier = Notifier::new(&args.notify, config);
-    let metrics = args
-        .notify
-        .metrics_file
-        .clone()
-        .or_else(|| config.notifications.metrics_file.clone());
     if args.yes {
         notifier.start().await;
     }
@@ -97,7 +92,6 @@ pub async fn run(
             "prune",
             started,
             &notifier,
-            metrics.as_deref(),
             storage.as_ref(),
             dbs,
             serde_json::to_value(&report)?,

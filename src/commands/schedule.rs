@@ -237,6 +237,7 @@ impl Runner<'_> {
         if self.output.quiet {
             cmd.arg("--quiet");
         }
+        cmd.env("PGSAFE_JOB_NAME", job.name());
         if let Some(hc) = &job.healthchecks_url {
             cmd.env("PGSAFE_HEALTHCHECKS_URL", hc);
         }

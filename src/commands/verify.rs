@@ -51,11 +51,6 @@ pub async fn run(
         .transpose()?;
     let storage = open_repo(&args.repo, config).await?;
     let notifier = Notifier::new(&args.notify, config);
-    let metrics = args
-        .notify
-        .metrics_file
-        .clone()
-        .or_else(|| config.notifications.metrics_file.clone());
     notifier.start().await;
     let started = Utc::now();
 
@@ -78,7 +73,6 @@ pub async fn run(
         "verify",
         started,
         &notifier,
-        metrics.as_deref(),
         storage.as_ref(),
         databases,
         value,
@@ -201,6 +195,16 @@ async fn verify_one(
             seconds: t.elapsed().as_secs_f64(),
         });
         let (_work, fetched) = fetched?;
+        if m.globals.is_some() {
+            let t = Instant::now();
+            let globals = fetch::fetch_globals(storage, m).await;
+            steps.push(Step {
+                step: "globals SHA-256".into(),
+                ok: globals.is_ok(),
+                seconds: t.elapsed().as_secs_f64(),
+            });
+            globals?;
+        }
         let (Some(drill), Some(scratch)) = (drill, scratch.as_deref()) else {
             return Ok(());
         };

@@ -194,6 +194,49 @@ fn receive(
 }
 
 /// A pg_restore able to read the archive: at least as new as the pg_dump that wrote it.
+/// Fetches a backup's globals (`pg_dumpall --globals-only`), checks the SHA-256 of the stored
+/// object and of the SQL against the manifest, and returns the SQL. A few kilobytes: in memory.
+pub async fn fetch_globals(storage: &dyn Storage, m: &Manifest) -> Result<Option<Vec<u8>>> {
+    let Some(g) = m.globals.as_ref() else {
+        return Ok(None);
+    };
+    let data = storage.get(&g.object.key).await?.ok_or_else(|| {
+        Error::corrupt(format!(
+            "the globals {} of backup {} are missing",
+            g.object.key, m.backup_id
+        ))
+    })?;
+    let stored = Checksum {
+        sha256: g.object.sha256.clone(),
+        bytes: g.object.bytes,
+    };
+    if checksum(&data) != stored {
+        return Err(
+            Error::corrupt(format!("checksum mismatch for {}", g.object.key))
+                .hint("the stored globals are damaged; do not apply them")
+                .into(),
+        );
+    }
+    let mut sql = Vec::new();
+    std::io::Read::read_to_end(
+        &mut crate::pipeline::compress::decoder(g.object.compression.algorithm, &data[..])?,
+        &mut sql,
+    )
+    .map_err(|e| Error::corrupt(format!("{} cannot be decompressed: {e}", g.object.key)))?;
+    if checksum(&sql) != g.sql {
+        return Err(
+            Error::corrupt(format!("checksum mismatch for the SQL of {}", g.object.key)).into(),
+        );
+    }
+    Ok(Some(sql))
+}
+
+fn checksum(data: &[u8]) -> Checksum {
+    let mut d = Digest::new();
+    d.update(data);
+    d.finish()
+}
+
 pub fn pg_restore_for(manifest: &Manifest, bin_dir: Option<&Path>) -> Result<PgTool, Error> {
     let major = crate::pg::tools::parse_version(&manifest.pg_dump_version)
         .map(|(_, major)| major)

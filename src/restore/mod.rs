@@ -297,6 +297,15 @@ impl<'a> Restore<'a> {
 
         // 4. Fetch and verify before anything destructive.
         let t = now();
+        if self.opts.with_globals && manifest.globals.is_none() {
+            let refused = Err(Error::usage(format!(
+                "backup {} holds no globals, so --with-globals has nothing to apply",
+                manifest.backup_id
+            ))
+            .hint("take backups with --globals (or backup.globals = true), or restore without --with-globals")
+            .into());
+            return self.step_err("preflight", t, refused);
+        }
         let pg_restore = fetch::pg_restore_for(&manifest, self.opts.pg_bin_dir.as_deref())
             .map_err(anyhow::Error::from);
         let pg_restore = self.step_err("fetch", t, pg_restore)?;
@@ -315,6 +324,12 @@ impl<'a> Restore<'a> {
         )
         .await;
         let fetched = self.step_err("fetch", t, r)?;
+        let globals = if self.opts.with_globals {
+            let r = fetch::fetch_globals(self.storage, &manifest).await;
+            self.step_err("fetch", t, r)?
+        } else {
+            None
+        };
         self.step_ok(
             "fetch",
             t,
@@ -374,9 +389,9 @@ impl<'a> Restore<'a> {
         self.check_cancel()?;
 
         // 8. Globals (roles, tablespaces), when asked: the archive's objects may need them.
-        if self.opts.with_globals {
+        if let Some(sql) = &globals {
             let t = now();
-            let r = self.apply_globals(&manifest).await;
+            let r = self.apply_globals(sql).await;
             let kept = self.step_err("globals", t, r)?;
             self.step_ok(
                 "globals",
@@ -577,14 +592,6 @@ impl<'a> Restore<'a> {
             .hint("install them on the target server (e.g. the postgresql-contrib package) first")
             .into());
         }
-        if self.opts.with_globals && m.globals.is_none() {
-            return Err(Error::usage(format!(
-                "backup {} holds no globals, so --with-globals has nothing to apply",
-                m.backup_id
-            ))
-            .hint("take backups with --globals (or backup.globals = true), or restore without --with-globals")
-            .into());
-        }
         // With globals, the roles come with them (applied just before pg_restore).
         if (self.opts.with_owner || self.opts.with_acl) && !self.opts.with_globals {
             let mut roles: Vec<&str> = toc
@@ -651,45 +658,14 @@ impl<'a> Restore<'a> {
         Ok(others)
     }
 
-    /// Fetches the backup's globals, checks both SHA-256s, and applies them with psql.
-    async fn apply_globals(&self, m: &Manifest) -> Result<Vec<String>> {
-        let g = m.globals.as_ref().expect("checked in preflight");
-        let data = self.storage.get(&g.object.key).await?.ok_or_else(|| {
-            Error::corrupt(format!(
-                "the globals {} of backup {} are missing",
-                g.object.key, m.backup_id
-            ))
-        })?;
-        let mut d = crate::pipeline::Digest::new();
-        d.update(&data);
-        let stored = crate::pipeline::Checksum {
-            sha256: g.object.sha256.clone(),
-            bytes: g.object.bytes,
-        };
-        if d.finish() != stored {
-            return Err(Error::corrupt(format!("checksum mismatch for {}", g.object.key)).into());
-        }
-        let mut sql = Vec::new();
-        std::io::Read::read_to_end(
-            &mut crate::pipeline::compress::decoder(g.object.compression.algorithm, &data[..])?,
-            &mut sql,
-        )
-        .map_err(|e| Error::corrupt(format!("{} cannot be decompressed: {e}", g.object.key)))?;
-        let mut d = crate::pipeline::Digest::new();
-        d.update(&sql);
-        if d.finish() != g.sql {
-            return Err(Error::corrupt(format!(
-                "checksum mismatch for the SQL of {}",
-                g.object.key
-            ))
-            .into());
-        }
+    /// Applies the backup's globals (fetched and checked with the archive) with psql.
+    async fn apply_globals(&self, sql: &[u8]) -> Result<Vec<String>> {
         let target_major = crate::pg::session::database_info(self.maint())
             .await?
             .major();
         let psql = crate::pg::tools::find("psql", self.opts.pg_bin_dir.as_deref(), target_major)?;
         let maint_info = self.opts.target.with_dbname(&self.opts.maintenance_db);
-        crate::pg::globals::apply(&psql, &maint_info, self.maint(), &sql).await
+        crate::pg::globals::apply(&psql, &maint_info, self.maint(), sql).await
     }
 
     async fn block_and_terminate(&mut self, db: &str) -> Result<u64> {
