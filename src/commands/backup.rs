@@ -380,14 +380,26 @@ pub(crate) async fn backup(
 
     let snapshot = session::export_snapshot(&client).await?;
     settings.dump.snapshot = Some(snapshot);
-    let started = Utc::now();
-    let id = backup_id(started, conn.dbname(), tag);
-    let keys = keys(conn.dbname(), &id, settings.compression.algorithm);
-    if storage.get(&keys.manifest).await?.is_some() {
-        return Err(Error::failed(format!("backup {id} already exists"))
-            .hint("backup IDs have one-second resolution: run again in a second")
-            .into());
-    }
+    // IDs have one-second resolution. When the previous backup of this database began in the
+    // same second (two jobs back to back), this one waits for the next second: an existing
+    // backup is never overwritten, and a scheduled run does not fail for it.
+    let mut attempt = 0;
+    let (started, id, keys) = loop {
+        let started = Utc::now();
+        let id = backup_id(started, conn.dbname(), tag);
+        let keys = keys(conn.dbname(), &id, settings.compression.algorithm);
+        if storage.get(&keys.manifest).await?.is_none() {
+            break (started, id, keys);
+        }
+        attempt += 1;
+        if attempt == 3 {
+            return Err(Error::failed(format!("backup {id} already exists"))
+                .hint("backup IDs have one-second resolution: run again in a second")
+                .into());
+        }
+        let rest = 1000 - u64::from(started.timestamp_subsec_millis().min(999));
+        tokio::time::sleep(std::time::Duration::from_millis(rest + 5)).await;
+    };
     if cancel.is_cancelled() {
         return Err(Error::interrupted().into());
     }
