@@ -133,7 +133,6 @@ async fn verify_all(
         smoke.extend(args.smoke_sql.iter().cloned());
         let drill = staging.map(|server| Drill {
             server,
-            maintenance_db: "postgres",
             jobs: args.jobs.unwrap_or(cpus).max(1),
             smoke_sql: &smoke,
             progress: ctx.progress,

@@ -18,10 +18,9 @@ use crate::output::{Progress, ProgressMode};
 use crate::pg::{session, ConnInfo, PgTool};
 
 pub struct Drill<'a> {
-    /// The staging server (its database name is only used to connect when `maintenance_db`
-    /// cannot be reached).
+    /// The staging server. Its URL's database (usually `postgres`) is where pgsafe connects to
+    /// create and drop the scratch database; nothing in it is touched.
     pub server: &'a ConnInfo,
-    pub maintenance_db: &'a str,
     pub jobs: u32,
     pub smoke_sql: &'a [String],
     pub progress: ProgressMode,
@@ -57,8 +56,8 @@ impl Drill<'_> {
         steps: &mut Vec<Step>,
         cancel: &CancellationToken,
     ) -> Result<Report> {
-        let maint_info = self.server.with_dbname(self.maintenance_db);
-        let maint = session::connect(&maint_info)
+        let maint_info = self.server;
+        let maint = session::connect(maint_info)
             .await
             .context("cannot connect to the staging server")?;
         let facts = session::database_info(&maint).await?;
@@ -81,7 +80,7 @@ impl Drill<'_> {
             .await;
         let t = Instant::now();
         // A fresh session: the drop must happen even when the drill was interrupted.
-        let dropped = match session::connect(&maint_info).await {
+        let dropped = match session::connect(maint_info).await {
             Ok(c) => execute::drop_database(&c, scratch).await,
             Err(e) => Err(e),
         };
