@@ -113,8 +113,8 @@ def main():
     ap.add_argument("--scale", type=int, default=750, help="generate_large.sql scale (750 = ~1 GB on disk)")
     ap.add_argument("--scaling-scale", type=int, default=2250, help="the ~3x database for the memory check")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--tuned", default="--compression-level 7",
-                    help="pgsafe backup flags measured beside the defaults")
+    ap.add_argument("--tuned", default="--compression-level 1",
+                    help="pgsafe backup flags measured beside the defaults (default: the fastest zstd level)")
     ap.add_argument("--smoke", action="store_true", help="tiny databases, one run, targets not judged (CI)")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
@@ -205,12 +205,12 @@ def main():
          b["pgsafe backup (defaults)"]["wall_s"] / peer["wall_s"], 0.40),
         ("backup stored size <= pg_dump -Fc | aws s3 cp - (defaults)",
          b["pgsafe backup (defaults)"]["stored_mib"] / peer["stored_mib"], 1.0),
-        (f"backup stored size <= pg_dump -Fc | aws s3 cp - ({args.tuned})",
-         b[f"pgsafe backup {args.tuned}"]["stored_mib"] / peer["stored_mib"], 1.0),
         ("restore wall <= 0.80x aws s3 cp - | pg_restore (defaults)",
          r["pgsafe restore (defaults)"]["wall_s"] / r["aws s3 cp - | pg_restore"]["wall_s"], 0.80),
-        ("backup overhead over pg_dump -Fc -Z0 > /dev/null <= 1.15x",
+        ("backup overhead over pg_dump -Fc -Z0 > /dev/null <= 1.15x (defaults)",
          b["pgsafe backup (defaults)"]["wall_s"] / b["pg_dump -Fc -Z0 > /dev/null"]["wall_s"], 1.15),
+        (f"backup overhead over pg_dump -Fc -Z0 > /dev/null <= 1.15x ({args.tuned})",
+         b[f"pgsafe backup {args.tuned}"]["wall_s"] / b["pg_dump -Fc -Z0 > /dev/null"]["wall_s"], 1.15),
         ("backup peak RSS < 100 MiB", b["pgsafe backup (defaults)"]["peak_rss_mib"] / 100, 1.0),
         ("restore peak RSS < 100 MiB", r["pgsafe restore (defaults)"]["peak_rss_mib"] / 100, 1.0),
         ("backup peak RSS on 3x database <= 1.10x",

@@ -478,7 +478,8 @@ pub struct BackupArgs {
     #[arg(long, value_enum, env = "PGSAFE_COMPRESSION")]
     pub compression: Option<CompressionArg>,
 
-    /// Compression level [default: zstd 3, gzip 6].
+    /// Compression level [default: zstd: pgsafe's parameters for pg_dump archives (see
+    /// docs/benchmarks.md); gzip: 6]. zstd 1 is the fastest, 3 zstd's own default.
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub compression_level: Option<i32>,
 

@@ -53,10 +53,9 @@ pub async fn run(args: ShowArgs, config: &Config, ctx: Ctx) -> Result<()> {
         m.pg_dump_version, m.pgsafe_version
     );
     println!(
-        "object      {} ({:?} level {}, {})",
+        "object      {} ({}, {})",
         m.object.key,
-        m.object.compression.algorithm,
-        m.object.compression.level,
+        m.object.compression,
         output::bytes(m.object.bytes)
     );
     println!("sha256      {}", m.object.sha256);

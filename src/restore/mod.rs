@@ -677,9 +677,11 @@ impl<'a> Restore<'a> {
     async fn safety_backup(&self) -> Result<String> {
         let settings = crate::commands::backup::Settings {
             migrations_table: self.opts.migrations_table.clone(),
+            // The safety backup is on the incident's critical path: the fastest zstd level,
+            // not the compact default.
             compression: crate::pipeline::Compression::new(
                 crate::pipeline::Algorithm::Zstd,
-                None,
+                Some(1),
                 None,
             )
             .map_err(Error::usage)?,
