@@ -519,10 +519,11 @@ pub(crate) async fn backup(
         return Err(e.context("the manifest could not be written, so this run is not a backup"));
     }
     info!(
-        "backup {id}: {} raw, {} stored in {} parts, {}",
+        "backup {id}: {} raw, {} stored in {} part{}, {}",
         output::bytes(summary.raw.bytes),
         output::bytes(summary.stored.bytes),
         summary.parts,
+        if summary.parts == 1 { "" } else { "s" },
         output::duration(clock.elapsed())
     );
     Ok(manifest)

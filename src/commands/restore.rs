@@ -104,11 +104,13 @@ fn print_human(o: &Outcome, undo: bool) {
         return;
     }
     println!("restore of {} into {} complete", o.backup_id, o.target);
-    println!(
-        "  strategy         {:?}{}",
-        o.strategy,
-        if o.in_place { " (in place)" } else { "" }
-    );
+    let strategy = match o.strategy {
+        crate::restore::Strategy::Clean => "clean (Strategy B)",
+        _ if o.in_place => "fresh (Strategy A), in place",
+        _ if o.previous_database.is_some() => "fresh (Strategy A), staged, then swapped in",
+        _ => "fresh (Strategy A), into a new database",
+    };
+    println!("  strategy         {strategy}");
     if let Some(s) = &o.safety_backup {
         println!("  safety backup    {s}");
     }

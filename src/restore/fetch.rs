@@ -68,12 +68,14 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     Some(st.blocks_available() as u64 * st.fragment_size() as u64)
 }
 
-/// Hands decompressed bytes to a second thread that hashes and writes them, so that
-/// decompression and hashing-plus-writing run on two cores.
+/// Hashes decompressed bytes on the decompressing thread and hands them to a second thread
+/// that writes them, so that writing (page-cache allocation, the slowest step on small
+/// machines) overlaps decompression and hashing.
 struct Handoff {
     buf: Vec<u8>,
+    digest: Digest,
     tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    worker: Option<std::thread::JoinHandle<io::Result<Checksum>>>,
+    worker: Option<std::thread::JoinHandle<io::Result<()>>>,
 }
 
 const HANDOFF_CHUNK: usize = 1024 * 1024;
@@ -84,16 +86,14 @@ impl Handoff {
         let worker = std::thread::Builder::new()
             .name("archive-writer".into())
             .spawn(move || {
-                let mut digest = Digest::new();
                 for chunk in rx {
-                    digest.update(&chunk);
                     out.write_all(&chunk)?;
                 }
-                out.flush()?;
-                Ok(digest.finish())
+                out.flush()
             })?;
         Ok(Handoff {
             buf: Vec::with_capacity(HANDOFF_CHUNK),
+            digest: Digest::new(),
             tx: Some(tx),
             worker: Some(worker),
         })
@@ -111,6 +111,7 @@ impl Handoff {
         if self.buf.is_empty() {
             return Ok(());
         }
+        self.digest.update(&self.buf);
         let full = std::mem::replace(&mut self.buf, Vec::with_capacity(HANDOFF_CHUNK));
         match self.tx.as_ref().map(|tx| tx.send(full)) {
             Some(Ok(())) => Ok(()),
@@ -122,7 +123,7 @@ impl Handoff {
         self.send()?;
         drop(self.tx.take());
         match self.worker.take().map(|w| w.join()) {
-            Some(Ok(result)) => result,
+            Some(Ok(result)) => result.map(|()| self.digest.finish()),
             _ => Err(io::Error::other("the archive writer panicked")),
         }
     }
