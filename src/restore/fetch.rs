@@ -389,3 +389,53 @@ pub async fn list(pg_restore: &PgTool, archive: &Path) -> Result<String> {
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Data of a few MiB in odd-sized writes, so that chunks straddle the handoff's buffer.
+    fn write_in_pieces(h: &mut Handoff, data: &[u8]) -> io::Result<()> {
+        for piece in data.chunks(333_333) {
+            h.write_all(piece)?;
+        }
+        Ok(())
+    }
+
+    fn sample() -> Vec<u8> {
+        (0..5 * HANDOFF_CHUNK + 12_345)
+            .map(|i| (i * 7 + i / 1000) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn handoff_writes_every_byte_and_hashes_what_it_wrote() {
+        let data = sample();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("archive.dump");
+        let mut h = Handoff::new(File::create(&path).unwrap()).unwrap();
+        write_in_pieces(&mut h, &data).unwrap();
+        let sum = h.finish().unwrap();
+        assert_eq!(sum, Checksum::of(&data));
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+    }
+
+    /// A full disk is an I/O failure (exit 1, "free space"), never taken for a corrupt backup:
+    /// the error keeps its OS code, which `receive` uses to tell the two apart.
+    #[test]
+    fn handoff_reports_a_disk_error_as_an_os_error() {
+        let data = sample();
+        let mut h = Handoff::new(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .unwrap();
+        let err = match write_in_pieces(&mut h, &data) {
+            Err(e) => e,
+            Ok(()) => h.finish().unwrap_err(),
+        };
+        assert_eq!(err.raw_os_error(), Some(nix::libc::ENOSPC), "{err}");
+    }
+}
