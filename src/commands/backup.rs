@@ -601,6 +601,17 @@ async fn remove_orphan(storage: &dyn Storage, key: &str) {
     }
 }
 
+/// pg_dump's pipe holds 1 MiB instead of the kernel's 64 KiB, so pg_dump keeps writing while the
+/// pipeline thread hashes and compresses the previous chunk. Best effort: a smaller pipe only
+/// costs speed (the limit is /proc/sys/fs/pipe-max-size for unprivileged users).
+fn widen_pipe(stdout: &std::process::ChildStdout) {
+    use nix::fcntl::{fcntl, FcntlArg};
+    use std::os::fd::AsRawFd;
+    if let Err(e) = fcntl(stdout.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(1 << 20)) {
+        tracing::debug!("pg_dump's pipe keeps its size: {e}");
+    }
+}
+
 /// Runs pg_dump into the upload while counting rows in the same snapshot. Succeeds only when
 /// pg_dump's output reached EOF, pg_dump exited 0 and every part was stored.
 async fn stream_dump(
@@ -614,6 +625,7 @@ async fn stream_dump(
 ) -> Result<(StreamSummary, (Vec<TableRows>, Vec<MigrationState>))> {
     let mut child = dump::spawn(pg_dump, conn, &settings.dump)?;
     let stdout = child.take_stdout().expect("pg_dump stdout is piped");
+    widen_pipe(&stdout);
     let killer = child.killer();
     let stop = Arc::new(AtomicBool::new(false));
     // One part queued while others upload: memory is about (in_flight + 2) parts.
@@ -675,4 +687,29 @@ async fn stream_dump(
         }
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pg_dumps_pipe_is_widened_to_one_mib() {
+        use nix::fcntl::{fcntl, FcntlArg};
+        use std::os::fd::AsRawFd;
+        let mut child = std::process::Command::new("true")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let before = fcntl(stdout.as_raw_fd(), FcntlArg::F_GETPIPE_SZ).unwrap();
+        widen_pipe(&stdout);
+        let after = fcntl(stdout.as_raw_fd(), FcntlArg::F_GETPIPE_SZ).unwrap();
+        child.wait().unwrap();
+        assert!(
+            before < 1 << 20,
+            "the kernel's default is smaller: {before}"
+        );
+        assert_eq!(after, 1 << 20);
+    }
 }
