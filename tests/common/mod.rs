@@ -104,6 +104,11 @@ pub fn pg_tool(name: &str) -> PathBuf {
 
 /// Runs SQL with psql as the superuser; returns unaligned, tuples-only output.
 pub fn psql(db: &str, sql: &str) -> String {
+    psql_at(&env().pg_port, &env().pg_password, db, sql)
+}
+
+/// psql as the superuser of the cluster on 127.0.0.1:`port`; panics with psql's stderr on failure.
+fn psql_at(port: &str, password: &str, db: &str, sql: &str) -> String {
     let out = Command::new(pg_tool("psql"))
         .args([
             "-X",
@@ -116,8 +121,8 @@ pub fn psql(db: &str, sql: &str) -> String {
             "-U",
             "postgres",
         ])
-        .args(["-p", &env().pg_port, "-d", db, "-c", sql])
-        .env("PGPASSWORD", &env().pg_password)
+        .args(["-p", port, "-d", db, "-c", sql])
+        .env("PGPASSWORD", password)
         .output()
         .expect("psql runs");
     assert!(
@@ -820,35 +825,7 @@ impl Cluster {
     }
 
     pub fn psql(&self, db: &str, sql: &str) -> String {
-        let out = Command::new(pg_tool("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-            ])
-            .args([
-                "-U",
-                "postgres",
-                "-p",
-                &self.port.to_string(),
-                "-d",
-                db,
-                "-c",
-                sql,
-            ])
-            .env("PGPASSWORD", &self.password)
-            .output()
-            .expect("psql runs");
-        assert!(
-            out.status.success(),
-            "psql failed on {sql:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        psql_at(&self.port.to_string(), &self.password, db, sql)
     }
 
     pub fn psql_file(&self, db: &str, file: &Path) {
